@@ -45,7 +45,8 @@ export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>>
   pending: ['queued', 'paused', 'canceled'],
   queued: ['running', 'paused', 'canceled', 'pending'],
   running: ['judging', 'completed', 'failed', 'queued', 'paused', 'canceled'],
-  paused: ['queued', 'pending', 'running', 'canceled'],
+  // an attempt may end while its task is paused (killed from outside, or it finished as it was stopped)
+  paused: ['queued', 'pending', 'running', 'completed', 'failed', 'canceled'],
   judging: ['completed', 'rejected', 'awaiting_approval', 'queued', 'failed', 'canceled'],
   awaiting_approval: ['completed', 'rejected', 'canceled'],
   // a person may retry an ended task (except a completed one, which never runs again)

@@ -1,0 +1,72 @@
+/**
+ * Canonical JSON after RFC 8785 (JSON Canonicalization Scheme, JCS): object keys sorted by UTF-16
+ * code units, no whitespace, strings and numbers serialized as ECMAScript's JSON.stringify does
+ * (RFC 8785 §3.2.2 adopts ES2015+ Number.prototype.toString and JSON string escaping).
+ *
+ * The general case delegates to the `canonicalize` package (the reference implementation by the
+ * RFC's authors); {@link canonicalAuditBody} is a fast path for audit records whose top-level keys
+ * are known, tested to produce byte-identical output.
+ */
+import canonicalizeImpl from 'canonicalize';
+import { createHash } from 'node:crypto';
+import type { Json } from './types.js';
+
+const canonicalizeFn = canonicalizeImpl as unknown as (input: unknown) => string | undefined;
+
+/**
+ * The RFC 8785 canonical form of `value`.
+ * @throws TypeError for NaN, Infinity or a value with no JSON form
+ */
+export function canonicalize(value: unknown): string {
+  const out = canonicalizeFn(value);
+  if (out === undefined) throw new TypeError('value has no JSON form');
+  return out;
+}
+
+/** Hash of the first audit record's predecessor: 64 zeros. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The fields of an audit record that its hash covers. */
+export interface AuditBody {
+  seq: number;
+  time: number;
+  actor: string;
+  action: string;
+  subject: string;
+  data: Json;
+  prev_hash: string;
+}
+
+/**
+ * The canonical JSON of an audit record's body, keys in RFC 8785 order:
+ * action, actor, data, prev_hash, seq, subject, time.
+ */
+export function canonicalAuditBody(b: AuditBody): string {
+  return (
+    '{"action":' +
+    JSON.stringify(b.action) +
+    ',"actor":' +
+    JSON.stringify(b.actor) +
+    ',"data":' +
+    canonicalize(b.data) +
+    ',"prev_hash":' +
+    JSON.stringify(b.prev_hash) +
+    ',"seq":' +
+    canonicalNumber(b.seq) +
+    ',"subject":' +
+    JSON.stringify(b.subject) +
+    ',"time":' +
+    canonicalNumber(b.time) +
+    '}'
+  );
+}
+
+function canonicalNumber(n: number): string {
+  if (!Number.isFinite(n)) throw new TypeError(`audit number ${n} is not finite`);
+  return JSON.stringify(n);
+}
+
+/** SHA-256 (hex) of the canonical JSON of an audit record's body. */
+export function auditHash(b: AuditBody): string {
+  return createHash('sha256').update(canonicalAuditBody(b)).digest('hex');
+}

@@ -1,0 +1,1125 @@
+/**
+ * The orchestrator: takes workflows and tasks, queues them by priority once their `needs` are met,
+ * routes each to the least-loaded agent that has the capabilities, runs attempts through runtimes
+ * under a global limit of permits and each agent's concurrency, retries with exponential backoff and
+ * jitter, and records every transition (state + event + audit record, one transaction) before it
+ * acts on it.
+ *
+ * Fencing: every attempt carries the task's epoch at its start; a result is recorded only if the task
+ * still has that epoch, in the same transaction (DESIGN.md, "Guarantees").
+ */
+import { EventEmitter } from 'node:events';
+import { backoffDelay, type BackoffOptions } from '../core/backoff.js';
+import { SmithError, TaskNotFoundError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import {
+  assertTaskTransition,
+  isTerminalTaskState,
+  type InstanceState,
+  type TaskState,
+  type WorkflowState,
+} from '../core/states.js';
+import type { AgentSpec, Json, Task, TaskEventType, Workflow, WorkflowSpec } from '../core/types.js';
+import { DEFAULT_PRIORITY } from '../core/types.js';
+import type { AgentRuntime, AttemptHandle, AttemptOutcome, RuntimeEvent, TaskInput } from '../runtime/types.js';
+import type { Op, Store } from '../store/store.js';
+import { ReadyQueue } from './queue.js';
+
+/** Typed engine events (namespaced keys). */
+export interface EngineEventMap {
+  /** A task changed state (after the change committed). */
+  'task:state': { task: Task; from: TaskState | null; to: TaskState };
+  /** A running attempt reported progress. `pct` 0..100. */
+  'task:progress': { taskId: string; pct?: number; message?: string };
+  /** A workflow changed state (after the change committed). */
+  'workflow:state': { id: string; name: string; state: WorkflowState };
+  /** An agent instance changed state. */
+  'agent:instance': { agent: string; index: number; state: InstanceState };
+  /** The engine hit an error it cannot continue from (store write failed, lease lost). */
+  'engine:error': { error: unknown };
+}
+
+/** Options of {@link Engine}. */
+export interface EngineOptions {
+  store: Store;
+  /** Runtime adapters by kind. */
+  runtimes: AgentRuntime[];
+  /** The agents this engine may run. */
+  agents: AgentSpec[];
+  /** Absolute path of the home (`.smith`); given to agents as SMITH_HOME for recovery. */
+  home: string;
+  /** Global limit of attempts at once (permits). Default 16. */
+  concurrency?: number;
+  /** This engine's owner id (default a new `o_…` id). */
+  owner?: string;
+  /** Backoff between attempts of a task. Default { baseMs: 1000, maxMs: 60000, jitter: 'full' }. */
+  retryBackoff?: BackoffOptions;
+  /** Log events kept per attempt; the rest is in the attempt's output. Default 1000. */
+  logEventLimit?: number;
+  /** The environment agents start from. Default `process.env`. */
+  baseEnv?: Record<string, string | undefined>;
+}
+
+interface AgentSlot {
+  spec: AgentSpec;
+  runtime: AgentRuntime;
+  running: number;
+  free: number[];
+  instances: InstanceState[];
+  dirty: Set<number>;
+  error: string | null;
+}
+
+interface Group {
+  key: string;
+  queue: ReadyQueue;
+  agents: AgentSlot[];
+}
+
+interface WfLive {
+  id: string;
+  name: string;
+  state: WorkflowState;
+  live: number;
+  waiters: ((w: Workflow) => void)[];
+}
+
+interface RunningAttempt {
+  id: string;
+  number: number;
+  epoch: number;
+  agent: AgentSlot;
+  instance: number;
+  handle?: AttemptHandle;
+  startedAt: number;
+  logEvents: number;
+  stop?: { kind: 'canceled' | 'shutdown'; reason: string };
+  pausePending?: boolean;
+  done?: Promise<void>;
+}
+
+interface Live {
+  task: Task;
+  wf: WfLive | null;
+  waiting: number;
+  dependents: string[];
+  group: Group | null;
+  run?: RunningAttempt;
+  retryTimer?: NodeJS.Timeout;
+}
+
+/** Input of {@link Engine.submitTask}. */
+export interface SubmitTaskInput {
+  agent?: string;
+  capabilities?: string[];
+  prompt: string;
+  key?: string;
+  priority?: number;
+  timeoutMs?: number;
+  retries?: number;
+  workdir: string;
+  env?: Record<string, string>;
+}
+
+const ZERO_OUTCOME_FIELDS = { stdoutBytes: 0, stderrBytes: 0, droppedBytes: 0, stderr: '' };
+
+/**
+ * The engine. One per home at a time (the caller holds the home's lease).
+ *
+ * @example
+ * const engine = new Engine({ store, runtimes: [new ProcessRuntime()], agents, home });
+ * await engine.start();
+ * const wf = await engine.submitWorkflow(spec);
+ * const done = await engine.waitWorkflow(wf.id);
+ * await engine.close();
+ */
+export class Engine {
+  /** This engine's owner id (fencing of processes after a crash). */
+  readonly owner: string;
+  private readonly store: Store;
+  private readonly home: string;
+  private readonly runtimes = new Map<string, AgentRuntime>();
+  private readonly agents = new Map<string, AgentSlot>();
+  private readonly groups = new Map<string, Group>();
+  private readonly live = new Map<string, Live>();
+  private readonly workflows = new Map<string, WfLive>();
+  private readonly emitter = new EventEmitter();
+  private readonly backoff: BackoffOptions;
+  private readonly logEventLimit: number;
+  private readonly baseEnv: Record<string, string>;
+  private permitsFree: number;
+  private readonly permits: number;
+  private seq = 0;
+  private dispatchScheduled = false;
+  private stopping = false;
+  private closing: Promise<void> | undefined;
+  private readonly running = new Set<RunningAttempt>();
+  private instanceTimer: NodeJS.Timeout | undefined;
+  private fatalError: unknown;
+
+  constructor(options: EngineOptions) {
+    this.store = options.store;
+    this.home = options.home;
+    this.owner = options.owner ?? newId('owner');
+    this.permits = options.concurrency ?? 16;
+    this.permitsFree = this.permits;
+    this.backoff = options.retryBackoff ?? { baseMs: 1000, maxMs: 60_000, jitter: 'full' };
+    this.logEventLimit = options.logEventLimit ?? 1000;
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(options.baseEnv ?? process.env)) if (v !== undefined) env[k] = v;
+    this.baseEnv = env;
+    for (const r of options.runtimes) this.runtimes.set(r.kind, r);
+    for (const a of options.agents) this.addAgent(a);
+    this.emitter.setMaxListeners(0);
+  }
+
+  /** Subscribe to an engine event. */
+  on<K extends keyof EngineEventMap>(event: K, listener: (e: EngineEventMap[K]) => void): this {
+    this.emitter.on(event, listener);
+    return this;
+  }
+
+  /** Unsubscribe. */
+  off<K extends keyof EngineEventMap>(event: K, listener: (e: EngineEventMap[K]) => void): this {
+    this.emitter.off(event, listener);
+    return this;
+  }
+
+  private emit<K extends keyof EngineEventMap>(event: K, payload: EngineEventMap[K]): void {
+    this.emitter.emit(event, payload);
+  }
+
+  /**
+   * Add (or replace) an agent definition.
+   * @throws SmithError RUNTIME_NOT_FOUND when no runtime serves its `runtime`
+   */
+  addAgent(spec: AgentSpec): void {
+    const runtime = this.runtimes.get(spec.runtime);
+    if (!runtime) {
+      throw new SmithError(
+        'RUNTIME_NOT_FOUND',
+        `agent "${spec.name}" uses runtime "${spec.runtime}", which this smith does not have; use one of: ${[...this.runtimes.keys()].join(', ')}`,
+        { context: { agent: spec.name, runtime: spec.runtime } },
+      );
+    }
+    const existing = this.agents.get(spec.name);
+    if (existing && existing.running > 0) {
+      existing.spec = spec;
+      return;
+    }
+    const n = Math.max(1, spec.concurrency);
+    const slot: AgentSlot = {
+      spec,
+      runtime,
+      running: 0,
+      free: Array.from({ length: n }, (_, i) => n - 1 - i),
+      instances: Array.from({ length: n }, () => 'initializing' as InstanceState),
+      dirty: new Set(Array.from({ length: n }, (_, i) => i)),
+      error: null,
+    };
+    this.agents.set(spec.name, slot);
+    this.groups.clear(); // routing is recomputed lazily
+  }
+
+  /** The agent definitions this engine knows. */
+  agentSpecs(): AgentSpec[] {
+    return [...this.agents.values()].map((a) => a.spec);
+  }
+
+  /**
+   * Check every agent's runtime (commands installed …), record the agents, and start the periodic
+   * work. Instances move `initializing -> idle`, or `error` when their check fails.
+   */
+  async start(): Promise<void> {
+    const ops: Op[] = [];
+    for (const slot of this.agents.values()) {
+      ops.push({ op: 'upsertAgent', spec: slot.spec });
+      try {
+        await slot.runtime.check?.(slot.spec);
+        slot.error = null;
+        for (let i = 0; i < slot.instances.length; i++) this.setInstance(slot, i, 'idle');
+      } catch (err) {
+        slot.error = (err as Error).message;
+        for (let i = 0; i < slot.instances.length; i++) this.setInstance(slot, i, 'error');
+      }
+    }
+    await this.commit(ops);
+    this.flushInstances();
+    this.instanceTimer = setInterval(() => this.flushInstances(), 1000);
+    this.instanceTimer.unref();
+  }
+
+  /** Problems found by the agents' checks (agent name -> message). */
+  agentErrors(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, a] of this.agents) if (a.error) out[name] = a.error;
+    return out;
+  }
+
+  private setInstance(slot: AgentSlot, index: number, state: InstanceState): void {
+    if (slot.instances[index] === state) return;
+    slot.instances[index] = state;
+    slot.dirty.add(index);
+    this.emit('agent:instance', { agent: slot.spec.name, index, state });
+  }
+
+  /** Write changed instance states (at most once a second: they are for display). */
+  private flushInstances(): void {
+    const ops: Op[] = [];
+    for (const slot of this.agents.values()) {
+      for (const i of slot.dirty) {
+        ops.push({ op: 'setInstance', agent: slot.spec.name, index: i, state: slot.instances[i]! });
+      }
+      slot.dirty.clear();
+    }
+    if (ops.length > 0) this.commit(ops).catch((err) => this.fatal(err));
+  }
+
+  private async commit(ops: Op[]): Promise<{ applied: boolean; audit: { seq: number; hash: string }[] }> {
+    return this.store.commit(ops);
+  }
+
+  private fatal(error: unknown): void {
+    if (this.fatalError) return;
+    this.fatalError = error;
+    this.emit('engine:error', { error });
+    void this.close({ force: true });
+  }
+
+  /** The error that stopped the engine, if any. */
+  get error(): unknown {
+    return this.fatalError;
+  }
+
+  // ---------------------------------------------------------------- submission
+
+  /**
+   * Record a workflow and its tasks (durably, with audit records), then schedule them.
+   * @param spec - a validated workflow (see engine/loader)
+   * @param actor - who submitted it (default `cli`)
+   * @returns the recorded workflow
+   */
+  async submitWorkflow(spec: WorkflowSpec, actor = 'cli'): Promise<Workflow> {
+    for (const a of Object.values(spec.agents)) if (!this.agents.has(a.name)) this.addAgent(a);
+    const now = Date.now();
+    const wfId = newId('workflow');
+    const workflow: Workflow = {
+      id: wfId,
+      name: spec.name,
+      state: 'running',
+      file: spec.file ?? null,
+      dir: spec.dir,
+      createdAt: now,
+      updatedAt: now,
+      endedAt: null,
+    };
+    const ids = new Map<string, string>();
+    for (const t of spec.tasks) ids.set(t.key, newId('task'));
+    const tasks: Task[] = spec.tasks.map((t) => ({
+      id: ids.get(t.key)!,
+      key: t.key,
+      workflowId: wfId,
+      agent: t.agent ?? null,
+      capabilities: t.capabilities ?? [],
+      prompt: t.prompt,
+      needs: t.needs.map((k) => ids.get(k)!),
+      priority: t.priority ?? DEFAULT_PRIORITY,
+      state: 'pending',
+      attempts: 0,
+      maxAttempts: 1 + (t.retries ?? 0),
+      epoch: 0,
+      timeoutMs: t.timeoutMs ?? this.agentTimeout(t.agent) ?? null,
+      workdir: t.workdir ?? spec.dir,
+      env: t.env ?? {},
+      availableAt: now,
+      assignedAgent: null,
+      output: null,
+      exitCode: null,
+      reason: null,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+      endedAt: null,
+    }));
+    const ops: Op[] = [
+      { op: 'insertWorkflow', workflow, spec: spec as unknown as Json },
+      {
+        op: 'audit',
+        actor,
+        action: 'workflow.created',
+        subject: wfId,
+        data: { name: spec.name, file: spec.file ?? null, tasks: tasks.length },
+      },
+    ];
+    for (const t of tasks) {
+      const ready = t.needs.length === 0;
+      if (ready) t.state = 'queued';
+      ops.push({ op: 'insertTask', task: t });
+      ops.push({ op: 'event', taskId: t.id, attemptId: null, type: 'state', data: { from: null, to: t.state } });
+      ops.push({
+        op: 'audit',
+        actor,
+        action: 'task.created',
+        subject: t.id,
+        data: { workflow: wfId, key: t.key, state: t.state, agent: t.agent, needs: t.needs },
+      });
+    }
+    await this.commit(ops);
+    this.adopt(workflow, tasks);
+    this.emit('workflow:state', { id: wfId, name: workflow.name, state: 'running' });
+    return workflow;
+  }
+
+  private agentTimeout(agent: string | undefined): number | undefined {
+    return agent ? this.agents.get(agent)?.spec.timeoutMs : undefined;
+  }
+
+  /**
+   * Record and schedule one task outside any workflow file (a one-task workflow named after its key).
+   * @returns the workflow and the task id
+   */
+  async submitTask(input: SubmitTaskInput, actor = 'cli'): Promise<{ workflow: Workflow; taskId: string }> {
+    const key = input.key ?? 'task';
+    const spec: WorkflowSpec = {
+      name: key,
+      dir: input.workdir,
+      agents: {},
+      tasks: [
+        {
+          key,
+          agent: input.agent,
+          capabilities: input.capabilities,
+          prompt: input.prompt,
+          needs: [],
+          timeoutMs: input.timeoutMs,
+          retries: input.retries ?? 0,
+          priority: input.priority ?? DEFAULT_PRIORITY,
+          env: input.env,
+        },
+      ],
+    };
+    const workflow = await this.submitWorkflow(spec, actor);
+    const [task] = await this.store.listTasks({ workflowId: workflow.id });
+    return { workflow, taskId: task!.id };
+  }
+
+  /**
+   * Submit many single tasks at once, all in one workflow (used by benchmarks and the API).
+   * @returns the workflow
+   */
+  async submitBatch(name: string, dir: string, inputs: Omit<SubmitTaskInput, 'workdir'>[], actor = 'cli'): Promise<Workflow> {
+    return this.submitWorkflow(
+      {
+        name,
+        dir,
+        agents: {},
+        tasks: inputs.map((i, n) => ({
+          key: i.key ?? `t${n}`,
+          agent: i.agent,
+          capabilities: i.capabilities,
+          prompt: i.prompt,
+          needs: [],
+          timeoutMs: i.timeoutMs,
+          retries: i.retries ?? 0,
+          priority: i.priority ?? DEFAULT_PRIORITY,
+          env: i.env,
+        })),
+      },
+      actor,
+    );
+  }
+
+  /** Take tasks (already recorded) into memory and schedule those that are ready. */
+  private adopt(workflow: Workflow, tasks: Task[]): void {
+    let wf = this.workflows.get(workflow.id);
+    if (!wf) {
+      wf = { id: workflow.id, name: workflow.name, state: 'running', live: 0, waiters: [] };
+      this.workflows.set(workflow.id, wf);
+    }
+    for (const t of tasks) {
+      if (isTerminalTaskState(t.state) || this.live.has(t.id)) continue;
+      this.live.set(t.id, { task: t, wf, waiting: 0, dependents: [], group: null });
+      wf.live++;
+    }
+    for (const t of tasks) {
+      const l = this.live.get(t.id);
+      if (!l) continue;
+      for (const n of t.needs) {
+        const dep = this.live.get(n);
+        if (dep) {
+          l.waiting++;
+          dep.dependents.push(t.id);
+        }
+      }
+    }
+    for (const t of tasks) {
+      const l = this.live.get(t.id);
+      if (l) this.makeReady(l);
+    }
+    this.scheduleDispatch();
+  }
+
+  /**
+   * Resume the unfinished work of a recorded workflow: its pending, queued and paused tasks are
+   * scheduled again. Tasks that completed are never run again.
+   */
+  async resumeWorkflow(id: string, actor = 'cli'): Promise<Workflow> {
+    const workflow = await this.store.getWorkflow(id);
+    if (!workflow) throw new SmithError('WORKFLOW_NOT_FOUND', `workflow ${id} not found`);
+    const spec = (await this.store.getWorkflowSpec(id)) as unknown as WorkflowSpec | undefined;
+    if (spec) for (const a of Object.values(spec.agents ?? {})) if (!this.agents.has(a.name)) this.addAgent(a);
+    const all = await this.store.listTasks({ workflowId: id });
+    const byId = new Map(all.map((t) => [t.id, t]));
+    const ops: Op[] = [];
+    if (workflow.state !== 'running') {
+      ops.push({ op: 'updateWorkflow', id, set: { state: 'running', updatedAt: Date.now(), endedAt: null } });
+    }
+    ops.push({ op: 'audit', actor, action: 'workflow.resumed', subject: id, data: { from: workflow.state } });
+    await this.commit(ops);
+    workflow.state = 'running';
+    const open = all.filter((t) => !isTerminalTaskState(t.state));
+    this.adopt(workflow, open);
+    // needs that ended without completing: their dependents cannot run
+    for (const t of open) {
+      const l = this.live.get(t.id);
+      if (!l) continue;
+      const bad = t.needs.map((n) => byId.get(n)).find((n) => n && isTerminalTaskState(n.state) && n.state !== 'completed');
+      if (bad) await this.endDependents(bad, [l.task.id]);
+    }
+    const wf = this.workflows.get(id)!;
+    if (wf.live === 0) await this.finishWorkflow(wf);
+    return workflow;
+  }
+
+  /** Wait until workflow `id` has ended (completed, failed or canceled). */
+  waitWorkflow(id: string): Promise<Workflow> {
+    const wf = this.workflows.get(id);
+    if (!wf || wf.state !== 'running') {
+      return this.store.getWorkflow(id).then((w) => {
+        if (!w) throw new SmithError('WORKFLOW_NOT_FOUND', `workflow ${id} not found`);
+        return w;
+      });
+    }
+    return new Promise((resolve) => wf.waiters.push(resolve));
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  /** Move a task whose needs are met to `queued` (if pending), and into its group's queue. */
+  private makeReady(l: Live): void {
+    const t = l.task;
+    if (l.waiting > 0) return;
+    if (t.state === 'pending') {
+      void this.transition(l, 'queued', { actor: 'engine' }).then((ok) => {
+        if (ok) this.enqueue(l);
+      });
+      return;
+    }
+    if (t.state === 'queued') this.enqueue(l);
+  }
+
+  private enqueue(l: Live): void {
+    const t = l.task;
+    if (t.state !== 'queued') return;
+    const delay = t.availableAt - Date.now();
+    if (delay > 0) {
+      if (l.retryTimer) clearTimeout(l.retryTimer);
+      l.retryTimer = setTimeout(() => {
+        l.retryTimer = undefined;
+        this.enqueue(l);
+      }, delay);
+      l.retryTimer.unref();
+      return;
+    }
+    const g = this.groupFor(t);
+    l.group = g;
+    g.queue.push(t.id, t.priority, this.seq++);
+    this.scheduleDispatch();
+  }
+
+  private groupFor(t: Task): Group {
+    const caps = [...t.capabilities].sort();
+    const key = `${t.agent ?? '*'}|${caps.join(',')}`;
+    let g = this.groups.get(key);
+    if (!g) {
+      const agents = [...this.agents.values()].filter(
+        (a) => (t.agent === null || a.spec.name === t.agent) && caps.every((c) => a.spec.capabilities.includes(c)),
+      );
+      g = { key, queue: new ReadyQueue(), agents };
+      this.groups.set(key, g);
+    }
+    return g;
+  }
+
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.stopping) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  /** Start as many attempts as permits, agents and priorities allow. */
+  private dispatch(): void {
+    while (this.permitsFree > 0 && !this.stopping) {
+      let best: Group | undefined;
+      let bestHead: { priority: number; seq: number } | undefined;
+      for (const g of this.groups.values()) {
+        if (g.queue.size === 0) continue;
+        const h = g.queue.peek();
+        if (!h) continue;
+        if (g.agents.length === 0 || g.agents.every((a) => a.error !== null)) {
+          // nothing can ever take these tasks: fail them with the reason
+          const id = g.queue.pop()!;
+          const l = this.live.get(id);
+          if (l) void this.failUnroutable(l, g);
+          continue;
+        }
+        if (!g.agents.some((a) => a.error === null && a.running < a.spec.concurrency)) continue;
+        if (!bestHead || h.priority < bestHead.priority || (h.priority === bestHead.priority && h.seq < bestHead.seq)) {
+          best = g;
+          bestHead = h;
+        }
+      }
+      if (!best) return;
+      const id = best.queue.pop()!;
+      const l = this.live.get(id);
+      if (!l || l.task.state !== 'queued') continue;
+      let agent: AgentSlot | undefined;
+      for (const a of best.agents) {
+        if (a.error !== null || a.running >= a.spec.concurrency) continue;
+        if (!agent || a.running / a.spec.concurrency < agent.running / agent.spec.concurrency) agent = a;
+      }
+      this.startAttempt(l, agent!);
+    }
+  }
+
+  private async failUnroutable(l: Live, g: Group): Promise<void> {
+    const errors = g.agents.map((a) => `${a.spec.name}: ${a.error}`).join('; ');
+    const reason =
+      g.agents.length === 0
+        ? `no agent can take this task (agent ${l.task.agent ?? 'any'}, capabilities [${l.task.capabilities.join(', ')}])`
+        : `every agent that can take this task is in error: ${errors}`;
+    if (await this.transition(l, 'failed', { actor: 'engine', set: { reason, endedAt: Date.now() }, data: { reason } })) {
+      await this.ended(l);
+    }
+  }
+
+  private startAttempt(l: Live, agent: AgentSlot): void {
+    const t = l.task;
+    const now = Date.now();
+    const instance = agent.free.pop() ?? 0;
+    const run: RunningAttempt = {
+      id: newId('attempt'),
+      number: t.attempts + 1,
+      epoch: t.epoch + 1,
+      agent,
+      instance,
+      startedAt: now,
+      logEvents: 0,
+    };
+    this.permitsFree--;
+    agent.running++;
+    this.setInstance(agent, instance, 'busy');
+    l.run = run;
+    this.running.add(run);
+    run.done = this.runAttempt(l, run).catch((err) => this.fatal(err));
+  }
+
+  private async runAttempt(l: Live, run: RunningAttempt): Promise<void> {
+    const t = l.task;
+    const agent = run.agent;
+    const ok = await this.transition(l, 'running', {
+      actor: 'engine',
+      expectEpoch: t.epoch,
+      set: { attempts: run.number, epoch: run.epoch, assignedAgent: agent.spec.name, startedAt: t.startedAt ?? run.startedAt },
+      data: { attempt: run.number, epoch: run.epoch, agent: agent.spec.name, instance: run.instance },
+      attemptId: run.id,
+      extra: [
+        {
+          op: 'insertAttempt',
+          owner: this.owner,
+          attempt: {
+            id: run.id,
+            taskId: t.id,
+            number: run.number,
+            epoch: run.epoch,
+            agent: agent.spec.name,
+            instance: run.instance,
+            state: 'running',
+            pid: null,
+            startedAt: run.startedAt,
+            endedAt: null,
+            exitCode: null,
+            signal: null,
+            output: null,
+            error: null,
+          },
+        },
+      ],
+    });
+    if (!ok) {
+      this.release(run);
+      l.run = undefined;
+      return;
+    }
+    let outcome: AttemptOutcome;
+    if (run.stop) {
+      outcome = { status: 'canceled', exitCode: null, signal: null, output: '', error: run.stop.reason, ...ZERO_OUTCOME_FIELDS };
+    } else {
+      const input = await this.buildInput(t, run.number);
+      const env: Record<string, string> = {
+        ...this.baseEnv,
+        ...(agent.spec.env ?? {}),
+        ...t.env,
+        SMITH_TASK_ID: t.id,
+        SMITH_TASK_KEY: t.key,
+        SMITH_ATTEMPT: String(run.number),
+        SMITH_ATTEMPT_ID: run.id,
+        SMITH_WORKDIR: t.workdir,
+        SMITH_HOME: this.home,
+        SMITH_OWNER: this.owner,
+      };
+      if (t.workflowId) env.SMITH_WORKFLOW_ID = t.workflowId;
+      const handle = agent.runtime.start({
+        input,
+        attemptId: run.id,
+        epoch: run.epoch,
+        agent: agent.spec,
+        instance: run.instance,
+        workdir: t.workdir,
+        env,
+        timeoutMs: t.timeoutMs,
+        onEvent: (e) => this.onRuntimeEvent(l, run, e),
+      });
+      run.handle = handle;
+      // a cancel may have arrived while the attempt was being recorded
+      const stop = run.stop as RunningAttempt['stop'];
+      if (stop) handle.cancel(stop.reason);
+      else if (run.pausePending) handle.pause();
+      if (handle.pid !== null) {
+        this.commit([{ op: 'updateAttempt', id: run.id, set: { pid: handle.pid } }]).catch((err) => this.fatal(err));
+      }
+      outcome = await handle.done;
+    }
+    await this.onOutcome(l, run, outcome);
+  }
+
+  private async buildInput(t: Task, attempt: number): Promise<TaskInput> {
+    const needs: TaskInput['needs'] = {};
+    let prompt = t.prompt;
+    for (const id of t.needs) {
+      const n = await this.store.getTask(id);
+      if (n) needs[n.key] = { id: n.id, output: n.output };
+    }
+    if (t.needs.length > 0 && prompt.includes('{needs.')) {
+      prompt = prompt.replace(/\{needs\.([A-Za-z0-9_][A-Za-z0-9_.-]*?)\.output\}/g, (m, key: string) =>
+        needs[key] ? (needs[key].output ?? '') : m,
+      );
+    }
+    return { id: t.id, key: t.key, workflow_id: t.workflowId, prompt, attempt, needs };
+  }
+
+  private onRuntimeEvent(l: Live, run: RunningAttempt, e: RuntimeEvent): void {
+    let type: TaskEventType;
+    let data: Json;
+    switch (e.type) {
+      case 'progress':
+        this.emit('task:progress', { taskId: l.task.id, pct: e.pct, message: e.message });
+        type = 'progress';
+        data = { pct: e.pct ?? null, message: e.message ?? null };
+        break;
+      case 'log':
+        if (run.logEvents >= this.logEventLimit) return;
+        run.logEvents++;
+        type = 'log';
+        data =
+          run.logEvents === this.logEventLimit
+            ? { stream: e.stream, line: `(log events past ${this.logEventLimit} are in the attempt output only)` }
+            : { stream: e.stream, line: e.line };
+        break;
+      case 'artifact':
+        type = 'artifact';
+        data = { path: e.path };
+        break;
+      case 'message':
+        type = 'message';
+        data = e.data;
+        break;
+    }
+    this.commit([{ op: 'event', taskId: l.task.id, attemptId: run.id, type, data }]).catch((err) => this.fatal(err));
+  }
+
+  private release(run: RunningAttempt): void {
+    if (!this.running.delete(run)) return;
+    this.permitsFree++;
+    run.agent.running--;
+    run.agent.free.push(run.instance);
+    this.setInstance(run.agent, run.instance, 'idle');
+    this.scheduleDispatch();
+  }
+
+  private async onOutcome(l: Live, run: RunningAttempt, o: AttemptOutcome): Promise<void> {
+    this.release(run);
+    const t = l.task;
+    const now = Date.now();
+    const attemptSet = {
+      endedAt: now,
+      exitCode: o.exitCode,
+      signal: o.signal,
+      output: o.output,
+      error: o.error ?? null,
+    };
+    if (l.run === run) l.run = undefined;
+    const current = run.epoch === t.epoch && (t.state === 'running' || t.state === 'paused');
+    if (!current || run.stop?.kind === 'canceled') {
+      // the task moved on (canceled, or a newer epoch): record the attempt, never the task
+      const state = run.stop?.kind === 'canceled' ? 'canceled' : 'stale';
+      await this.commit([{ op: 'updateAttempt', id: run.id, expect: { state: ['running'] }, set: { ...attemptSet, state } }]);
+      return;
+    }
+    const attemptOp = (state: 'succeeded' | 'failed' | 'timed_out' | 'canceled'): Op => ({
+      op: 'updateAttempt',
+      id: run.id,
+      expect: { state: ['running'] },
+      set: { ...attemptSet, state },
+    });
+    if (run.stop?.kind === 'shutdown') {
+      // smith is shutting down: the task goes back to the queue for `smith resume`; the attempt does not count
+      const ok = await this.transition(l, 'queued', {
+        actor: 'engine',
+        expectEpoch: run.epoch,
+        set: { maxAttempts: t.maxAttempts + 1, availableAt: now },
+        data: { reason: 'shutdown', attempt: run.number },
+        attemptId: run.id,
+        extra: [attemptOp('canceled')],
+      });
+      if (!ok) return;
+      return;
+    }
+    const duration = now - run.startedAt;
+    if (o.status === 'succeeded') {
+      const ok = await this.transition(l, 'completed', {
+        actor: 'engine',
+        expectEpoch: run.epoch,
+        set: { output: o.output, exitCode: o.exitCode, reason: null, endedAt: now },
+        data: { attempt: run.number, agent: run.agent.spec.name, exit_code: o.exitCode, duration_ms: duration },
+        attemptId: run.id,
+        extra: [attemptOp('succeeded')],
+      });
+      if (ok) await this.ended(l);
+      return;
+    }
+    const reason = o.error ?? o.status;
+    const status = o.status === 'timed_out' ? 'timed_out' : o.status === 'canceled' ? 'canceled' : 'failed';
+    if (t.attempts < t.maxAttempts && t.state === 'running') {
+      const delay = Math.round(backoffDelay(t.attempts, this.backoff));
+      const ok = await this.transition(l, 'queued', {
+        actor: 'engine',
+        expectEpoch: run.epoch,
+        set: { availableAt: now + delay, reason, exitCode: o.exitCode },
+        data: { attempt: run.number, reason, retry_in_ms: delay, exit_code: o.exitCode },
+        attemptId: run.id,
+        extra: [attemptOp(status)],
+      });
+      if (ok) this.enqueue(l);
+      return;
+    }
+    const ok = await this.transition(l, 'failed', {
+      actor: 'engine',
+      expectEpoch: run.epoch,
+      set: { output: o.output || null, exitCode: o.exitCode, reason, endedAt: now },
+      data: { attempt: run.number, agent: run.agent.spec.name, reason, exit_code: o.exitCode, duration_ms: duration },
+      attemptId: run.id,
+      extra: [attemptOp(status)],
+    });
+    if (ok) await this.ended(l);
+  }
+
+  /**
+   * Change a task's state: the row (guarded by its current state, and epoch when given), a `state`
+   * event and an audit record, in one transaction. Memory changes only after the commit applied.
+   * @returns whether it applied
+   */
+  private async transition(
+    l: Live,
+    to: TaskState,
+    o: {
+      actor: string;
+      set?: Partial<Task>;
+      data?: Record<string, Json>;
+      expectEpoch?: number;
+      attemptId?: string;
+      extra?: Op[];
+    },
+  ): Promise<boolean> {
+    const t = l.task;
+    const from = t.state;
+    assertTaskTransition(t.id, from, to);
+    const now = Date.now();
+    const set = { ...(o.set ?? {}), state: to, updatedAt: now };
+    const ops: Op[] = [
+      {
+        op: 'updateTask',
+        id: t.id,
+        expect: o.expectEpoch === undefined ? { state: [from] } : { state: [from], epoch: o.expectEpoch },
+        set,
+      },
+      ...(o.extra ?? []),
+      { op: 'event', taskId: t.id, attemptId: o.attemptId ?? null, type: 'state', data: { from, to, ...(o.data ?? {}) } },
+      { op: 'audit', actor: o.actor, action: `task.${to}`, subject: t.id, data: { from, ...(o.data ?? {}) } },
+    ];
+    // reserve the new state in memory at once so nothing else acts on the old one meanwhile
+    t.state = to;
+    let r;
+    try {
+      r = await this.commit(ops);
+    } catch (err) {
+      t.state = from;
+      this.fatal(err);
+      return false;
+    }
+    if (!r.applied) {
+      if (t.state === to) t.state = from;
+      return false;
+    }
+    Object.assign(t, set);
+    this.emit('task:state', { task: t, from, to });
+    return true;
+  }
+
+  /** A task reached an ended state: its dependents move on, its workflow may end. */
+  private async ended(l: Live): Promise<void> {
+    const t = l.task;
+    if (this.live.get(t.id) === l) {
+      this.live.delete(t.id);
+      if (l.wf) l.wf.live--;
+    }
+    if (l.retryTimer) clearTimeout(l.retryTimer);
+    if (t.state === 'completed') {
+      for (const id of l.dependents) {
+        const d = this.live.get(id);
+        if (!d) continue;
+        d.waiting--;
+        this.makeReady(d);
+      }
+    } else {
+      await this.endDependents(t, l.dependents);
+    }
+    if (l.wf && l.wf.live === 0 && l.wf.state === 'running') await this.finishWorkflow(l.wf);
+  }
+
+  /** Cancel the tasks that needed `t` (which ended without completing), transitively. */
+  private async endDependents(t: Task, dependents: string[]): Promise<void> {
+    for (const id of dependents) {
+      const d = this.live.get(id);
+      if (!d || d.task.state !== 'pending') continue;
+      const reason = `dependency_failed: ${t.key} ended ${t.state}`;
+      if (await this.transition(d, 'canceled', { actor: 'engine', set: { reason, endedAt: Date.now() }, data: { reason } })) {
+        await this.ended(d);
+      }
+    }
+  }
+
+  private async finishWorkflow(wf: WfLive): Promise<void> {
+    const tasks = await this.store.listTasks({ workflowId: wf.id });
+    if (tasks.some((t) => !isTerminalTaskState(t.state))) {
+      // tasks recorded but not in memory (not adopted by this engine): the workflow is not over
+      if (!tasks.some((t) => this.live.has(t.id))) return this.settleWaiters(wf);
+      return;
+    }
+    const state: WorkflowState = tasks.every((t) => t.state === 'completed')
+      ? 'completed'
+      : tasks.some((t) => t.state === 'failed' || t.state === 'rejected')
+        ? 'failed'
+        : 'canceled';
+    const now = Date.now();
+    const counts: Record<string, number> = {};
+    for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
+    wf.state = state;
+    await this.commit([
+      { op: 'updateWorkflow', id: wf.id, expect: { state: ['running'] }, set: { state, updatedAt: now, endedAt: now } },
+      { op: 'audit', actor: 'engine', action: `workflow.${state}`, subject: wf.id, data: { tasks: counts } },
+    ]);
+    this.emit('workflow:state', { id: wf.id, name: wf.name, state });
+    await this.settleWaiters(wf);
+  }
+
+  private async settleWaiters(wf: WfLive): Promise<void> {
+    const w = await this.store.getWorkflow(wf.id);
+    const waiters = wf.waiters;
+    wf.waiters = [];
+    if (w) for (const r of waiters) r(w);
+  }
+
+  // ---------------------------------------------------------------- interventions
+
+  private async liveOrLoad(idOrKey: string): Promise<Live> {
+    const l = this.live.get(idOrKey);
+    if (l) return l;
+    const t = await this.store.getTask(idOrKey);
+    if (!t) throw new TaskNotFoundError(idOrKey);
+    const held = this.live.get(t.id);
+    if (held) return held;
+    return { task: t, wf: null, waiting: 0, dependents: [], group: null };
+  }
+
+  /**
+   * Cancel a task: a queued or pending one never runs; a running one's process group gets SIGTERM,
+   * then SIGKILL after the agent's grace. Tasks that needed it are canceled too.
+   * @throws TaskNotFoundError, InvalidTransitionError when it has already ended
+   */
+  async cancel(id: string, actor = 'cli', reason = 'canceled by a person'): Promise<Task> {
+    const l = await this.liveOrLoad(id);
+    const t = l.task;
+    assertTaskTransition(t.id, t.state, 'canceled');
+    if (l.group) l.group.queue.remove(t.id);
+    if (l.retryTimer) clearTimeout(l.retryTimer);
+    const run = l.run;
+    const ok = await this.transition(l, 'canceled', {
+      actor,
+      set: { reason, endedAt: Date.now() },
+      data: { reason },
+    });
+    if (!ok) throw new SmithError('INVALID_TRANSITION', `task ${t.id} changed while it was being canceled; try again`);
+    if (run) {
+      run.stop = { kind: 'canceled', reason };
+      run.handle?.cancel(reason);
+    }
+    await this.ended(l);
+    return t;
+  }
+
+  /**
+   * Pause a task: a running attempt is stopped (SIGSTOP to its process group) and keeps its permit;
+   * a queued or pending task is held. @throws InvalidTransitionError
+   */
+  async pause(id: string, actor = 'cli'): Promise<Task> {
+    const l = await this.liveOrLoad(id);
+    const t = l.task;
+    assertTaskTransition(t.id, t.state, 'paused');
+    const wasRunning = t.state === 'running';
+    if (l.group) l.group.queue.remove(t.id);
+    if (l.retryTimer) clearTimeout(l.retryTimer);
+    await this.transition(l, 'paused', { actor, data: { was: wasRunning ? 'running' : 'waiting' } });
+    if (wasRunning && l.run) {
+      if (l.run.handle) l.run.handle.pause();
+      else l.run.pausePending = true;
+      this.setInstance(l.run.agent, l.run.instance, 'paused');
+    }
+    return t;
+  }
+
+  /** Resume a paused task (SIGCONT for a stopped attempt; back to the queue otherwise). */
+  async resumeTask(id: string, actor = 'cli'): Promise<Task> {
+    const l = await this.liveOrLoad(id);
+    const t = l.task;
+    if (t.state !== 'paused') {
+      throw new SmithError('INVALID_TRANSITION', `task ${t.id} is ${t.state}, not paused; nothing to resume`);
+    }
+    if (l.run) {
+      await this.transition(l, 'running', { actor, data: { resumed: true } });
+      l.run.pausePending = false;
+      l.run.handle?.resume();
+      this.setInstance(l.run.agent, l.run.instance, 'busy');
+      return t;
+    }
+    const to = l.waiting > 0 ? 'pending' : 'queued';
+    if (await this.transition(l, to, { actor, data: { resumed: true } })) {
+      if (this.live.has(t.id)) this.enqueue(l);
+    }
+    return t;
+  }
+
+  /**
+   * Run an ended task again (failed, rejected or canceled; never a completed one), with one more
+   * attempt. Its workflow runs again. @throws InvalidTransitionError for a completed task
+   */
+  async retry(id: string, actor = 'cli'): Promise<Task> {
+    const l = await this.liveOrLoad(id);
+    const t = l.task;
+    if (!isTerminalTaskState(t.state) || t.state === 'completed') {
+      throw new SmithError(
+        'INVALID_TRANSITION',
+        t.state === 'completed'
+          ? `task ${t.id} completed; a completed task never runs again`
+          : `task ${t.id} is ${t.state}; only failed, rejected or canceled tasks can be retried`,
+      );
+    }
+    const needs = await Promise.all(t.needs.map((n) => this.store.getTask(n)));
+    const unmet = needs.filter((n) => !n || n.state !== 'completed').length;
+    const to: TaskState = unmet > 0 ? 'pending' : 'queued';
+    const extra: Op[] = [];
+    if (t.workflowId) {
+      const w = await this.store.getWorkflow(t.workflowId);
+      if (w && w.state !== 'running') {
+        extra.push({ op: 'updateWorkflow', id: w.id, set: { state: 'running', updatedAt: Date.now(), endedAt: null } });
+        extra.push({ op: 'audit', actor, action: 'workflow.running', subject: w.id, data: { from: w.state, retry: t.id } });
+      }
+    }
+    await this.transition(l, to, {
+      actor,
+      set: { maxAttempts: t.attempts + 1, availableAt: Date.now(), reason: null, endedAt: null },
+      data: { retry: true },
+      extra,
+    });
+    if (t.workflowId && this.workflows.has(t.workflowId)) {
+      const wf = this.workflows.get(t.workflowId)!;
+      wf.state = 'running';
+      l.wf = wf;
+      if (!this.live.has(t.id)) {
+        this.live.set(t.id, l);
+        wf.live++;
+      }
+      l.waiting = 0;
+      for (const n of t.needs) if (this.live.has(n)) l.waiting++;
+      this.enqueue(l);
+    }
+    return t;
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  /** Attempts under way now. */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Stop the engine. Graceful (default): no new attempts start; running attempts are waited for up
+   * to `timeoutMs` (default 0 = not at all), then ended (SIGTERM, SIGKILL after grace) and their
+   * tasks go back to `queued` for `smith resume`. Safe to call twice.
+   */
+  close(options: { timeoutMs?: number; force?: boolean } = {}): Promise<void> {
+    if (this.closing) return this.closing;
+    this.stopping = true;
+    this.closing = (async () => {
+      if (this.instanceTimer) clearInterval(this.instanceTimer);
+      for (const l of this.live.values()) if (l.retryTimer) clearTimeout(l.retryTimer);
+      const wait = options.force ? 0 : (options.timeoutMs ?? 0);
+      if (wait > 0 && this.running.size > 0) {
+        await Promise.race([
+          Promise.all([...this.running].map((r) => r.done)),
+          new Promise((r) => setTimeout(r, wait).unref()),
+        ]);
+      }
+      const runs = [...this.running];
+      for (const r of runs) {
+        if (!r.stop) r.stop = { kind: 'shutdown', reason: 'smith is shutting down' };
+        r.handle?.resume();
+        r.handle?.cancel('smith is shutting down');
+      }
+      await Promise.all(runs.map((r) => r.done));
+      for (const slot of this.agents.values()) {
+        for (let i = 0; i < slot.instances.length; i++) this.setInstance(slot, i, 'terminated');
+      }
+      if (!this.fatalError) {
+        this.flushInstances();
+        await this.store.flush();
+      }
+      for (const wf of this.workflows.values()) if (wf.state === 'running') await this.settleWaiters(wf).catch(() => {});
+    })();
+    return this.closing;
+  }
+}

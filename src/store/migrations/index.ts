@@ -1,0 +1,11 @@
+/**
+ * The numbered migrations, in order. Add a new file `NNNN-name.ts` and list it here; never edit a
+ * migration that has shipped.
+ */
+import type { Migration } from 'kysely';
+import * as m0001 from './0001-initial.js';
+
+/** Every migration by name; names sort in the order they run. */
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001-initial': m0001,
+};

@@ -1,0 +1,144 @@
+/**
+ * The Store seam: the one persistence interface. Dialects (SQLite by default, PostgreSQL later)
+ * implement it without the engine knowing which one runs.
+ *
+ * Writes are declarative {@link Op} lists ("changes"). Changes submitted in the same tick share one
+ * transaction (group commit); {@link Store.commit} resolves only after that transaction commits.
+ * A change whose guard does not hold is skipped whole and reported as not applied.
+ */
+import type { TaskState, WorkflowState, AttemptState, InstanceState } from '../core/states.js';
+import type {
+  AgentRecord,
+  AgentSpec,
+  Attempt,
+  AuditRecord,
+  Json,
+  Task,
+  TaskEvent,
+  TaskEventType,
+  Workflow,
+} from '../core/types.js';
+
+/** Columns of a task that an update may set. */
+export type TaskPatch = Partial<Omit<Task, 'id' | 'createdAt'>>;
+/** Columns of an attempt that an update may set. */
+export type AttemptPatch = Partial<Omit<Attempt, 'id' | 'taskId' | 'number' | 'epoch' | 'agent' | 'startedAt'>>;
+
+/** One write. Guards (`expect`) make the whole change a no-op when they do not hold. */
+export type Op =
+  | { op: 'insertWorkflow'; workflow: Workflow; spec: Json }
+  | { op: 'updateWorkflow'; id: string; expect?: { state?: WorkflowState[] }; set: Partial<Omit<Workflow, 'id'>> }
+  | { op: 'insertTask'; task: Task }
+  | {
+      op: 'updateTask';
+      id: string;
+      /** Guard: the task's current state is one of these and/or its epoch equals this. */
+      expect?: { state?: TaskState[]; epoch?: number };
+      set: TaskPatch;
+    }
+  | { op: 'insertAttempt'; attempt: Attempt; owner: string }
+  | { op: 'updateAttempt'; id: string; expect?: { state?: AttemptState[] }; set: AttemptPatch }
+  | { op: 'event'; taskId: string; attemptId: string | null; type: TaskEventType; data: Json; time?: number }
+  | { op: 'audit'; actor: string; action: string; subject: string; data: Json; time?: number }
+  | { op: 'upsertAgent'; spec: AgentSpec }
+  | { op: 'setInstance'; agent: string; index: number; state: InstanceState; restarts?: number }
+  | { op: 'request'; taskId: string; action: RequestAction; actor: string; data?: Json }
+  | { op: 'requestDone'; id: number; result: string };
+
+/** What a person (or another process) asks the engine's owner to do. */
+export type RequestAction = 'cancel' | 'pause' | 'resume' | 'retry' | 'adopt';
+
+/** A pending request. */
+export interface Request {
+  id: number;
+  taskId: string;
+  action: RequestAction;
+  actor: string;
+  data: Json;
+  createdAt: number;
+}
+
+/** The result of one change. */
+export interface CommitResult {
+  /** False when a guard did not hold; nothing of the change was written. */
+  applied: boolean;
+  /** The audit records written by this change (seq and hash), in order. */
+  audit: { seq: number; hash: string }[];
+}
+
+/** Filters for {@link Store.listTasks}. */
+export interface TaskFilter {
+  state?: TaskState[];
+  agent?: string;
+  workflowId?: string;
+  /** At most this many, newest first when `newestFirst`. Default: all. */
+  limit?: number;
+  newestFirst?: boolean;
+}
+
+/** The engine lease of a home: who owns the engine. */
+export interface Lease {
+  owner: string;
+  pid: number;
+  host: string;
+  acquiredAt: number;
+  heartbeatAt: number;
+  expiresAt: number;
+}
+
+/** Settings of a store. */
+export interface StoreOptions {
+  /** `FULL` (default): a commit survives power loss. `NORMAL`: it survives a crash of the process. */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** Open without writing (no migrations); for read-only commands. */
+  readonly?: boolean;
+}
+
+/** The persistence interface. */
+export interface Store {
+  /** Human-readable location (file path or URL without password). */
+  readonly location: string;
+  /**
+   * Record one change (a list of ops) durably. Changes of the same tick share one transaction.
+   * @returns whether it applied, and the audit records it wrote
+   * @throws StoreError when the transaction cannot commit (disk full, locked past the timeout)
+   */
+  commit(change: Op[]): Promise<CommitResult>;
+  /** Resolve once everything submitted so far has committed. */
+  flush(): Promise<void>;
+
+  getTask(id: string): Promise<Task | undefined>;
+  /** Tasks whose id starts with `prefix`, or whose `key` equals it (for CLI lookups). */
+  findTasks(idOrKeyOrPrefix: string): Promise<Task[]>;
+  listTasks(filter?: TaskFilter): Promise<Task[]>;
+  getAttempts(taskId: string): Promise<Attempt[]>;
+  /** Attempts in these states (recovery). */
+  listAttempts(states: AttemptState[]): Promise<(Attempt & { owner: string })[]>;
+  getEvents(taskId: string, afterSeq?: number, limit?: number): Promise<TaskEvent[]>;
+  getWorkflow(id: string): Promise<Workflow | undefined>;
+  findWorkflows(idOrPrefix: string): Promise<Workflow[]>;
+  listWorkflows(states?: WorkflowState[]): Promise<Workflow[]>;
+  getWorkflowSpec(id: string): Promise<Json | undefined>;
+  listAgents(): Promise<AgentRecord[]>;
+  /** Audit records with `seq` in [from, from + limit), ascending. */
+  auditRecords(fromSeq: number, limit: number): Promise<AuditRecord[]>;
+  auditHead(): Promise<{ seq: number; hash: string } | undefined>;
+  /** Audit records about one subject, ascending. */
+  auditFor(subject: string): Promise<AuditRecord[]>;
+  pendingRequests(): Promise<Request[]>;
+
+  /**
+   * Take the engine lease if it is free, expired, or held by a process that is gone.
+   * @param isGone - tells whether a holder's process is gone (same host, pid not alive)
+   * @returns the previous holder when taken over from one, `null` when free; throws when held
+   * @throws SmithError LEASE_HELD with the holder's pid and host
+   */
+  acquireLease(owner: string, ttlMs: number, isGone: (lease: Lease) => boolean): Promise<Lease | null>;
+  /** Extend the lease. @returns false when the lease is no longer ours (fenced). */
+  renewLease(owner: string, ttlMs: number): Promise<boolean>;
+  releaseLease(owner: string): Promise<void>;
+  getLease(): Promise<Lease | undefined>;
+
+  /** Graceful close: flush, then close. Safe to call twice. */
+  close(): Promise<void>;
+}
