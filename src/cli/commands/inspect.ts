@@ -1,0 +1,251 @@
+/**
+ * Read-only commands: `smith tasks`, `smith task ID`, `smith agents`, `smith audit verify`.
+ * They open the store read-only and never recover anything.
+ */
+import { SmithError, TaskNotFoundError } from '../../core/errors.js';
+import { TASK_STATES, type TaskState } from '../../core/states.js';
+import type { Task } from '../../core/types.js';
+import { openHomeStore, ownerIsAlive } from '../../engine/home.js';
+import { verifyAuditChain } from '../../provenance/verify.js';
+import type { Store } from '../../store/store.js';
+import { EXIT, type Context } from '../context.js';
+import { firstLine, formatDuration, paint, stateColor, table, taskDuration, useColor } from '../output.js';
+
+async function withStore<T>(ctx: Context, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openHomeStore(ctx.home, { readonly: true });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Find exactly one task by id, id prefix or key. @throws TaskNotFoundError, INVALID_ARGUMENT when ambiguous */
+export async function findOneTask(store: Store, idOrKey: string): Promise<Task> {
+  const found = await store.findTasks(idOrKey);
+  if (found.length === 0) throw new TaskNotFoundError(idOrKey);
+  // a key names the newest task with that key (the latest run), as a person usually means
+  if (found.length > 1 && found.every((t) => t.key === idOrKey)) return found[0]!;
+  if (found.length > 1 && !found.some((t) => t.id === idOrKey)) {
+    const sample = found
+      .slice(0, 5)
+      .map((t) => `${t.id} (${t.key}, ${t.state})`)
+      .join(', ');
+    throw new SmithError(
+      'INVALID_ARGUMENT',
+      `"${idOrKey}" matches ${found.length} tasks (${sample}${found.length > 5 ? ', …' : ''}); give the full task id`,
+    );
+  }
+  return found.find((t) => t.id === idOrKey) ?? found[0]!;
+}
+
+/** JSON shape of a task in `smith tasks --json`. */
+function taskJson(t: Task): Record<string, unknown> {
+  return {
+    id: t.id,
+    key: t.key,
+    workflow_id: t.workflowId,
+    agent: t.assignedAgent ?? t.agent,
+    state: t.state,
+    attempts: t.attempts,
+    priority: t.priority,
+    exit_code: t.exitCode,
+    reason: t.reason,
+    created_at: new Date(t.createdAt).toISOString(),
+    started_at: t.startedAt === null ? null : new Date(t.startedAt).toISOString(),
+    ended_at: t.endedAt === null ? null : new Date(t.endedAt).toISOString(),
+    duration_ms: taskDuration(t),
+  };
+}
+
+/** `smith tasks`. */
+export async function tasksCommand(
+  ctx: Context,
+  o: { state?: string; agent?: string; workflow?: string; limit?: string },
+): Promise<number> {
+  const states = o.state ? o.state.split(',').map((s) => s.trim()) : undefined;
+  for (const s of states ?? []) {
+    if (!TASK_STATES.includes(s as TaskState)) {
+      throw new SmithError('INVALID_ARGUMENT', `--state ${s} is not a task state; use one of: ${TASK_STATES.join(', ')}`);
+    }
+  }
+  return withStore(ctx, async (store) => {
+    let workflowId: string | undefined;
+    if (o.workflow) {
+      const wfs = await store.findWorkflows(o.workflow);
+      if (wfs.length === 0) throw new SmithError('WORKFLOW_NOT_FOUND', `no workflow matches "${o.workflow}"`);
+      workflowId = wfs[0]!.id;
+    }
+    const limit = o.limit ? Number(o.limit) : undefined;
+    const tasks = await store.listTasks({
+      state: states as TaskState[] | undefined,
+      agent: o.agent,
+      workflowId,
+      limit,
+      newestFirst: limit !== undefined,
+    });
+    if (ctx.json) {
+      process.stdout.write(JSON.stringify(tasks.map(taskJson)) + '\n');
+      return EXIT.ok;
+    }
+    const color = useColor(process.stdout);
+    const rows = [['ID', 'KEY', 'STATE', 'AGENT', 'ATTEMPTS', 'TIME', 'OUTPUT / REASON']];
+    for (const t of tasks) {
+      rows.push([
+        t.id,
+        t.key,
+        paint(color, stateColor(t.state), t.state),
+        t.assignedAgent ?? t.agent ?? '-',
+        String(t.attempts),
+        formatDuration(taskDuration(t)),
+        firstLine(t.state === 'completed' ? t.output : (t.reason ?? t.output), 50),
+      ]);
+    }
+    process.stdout.write(tasks.length === 0 ? 'no tasks\n' : table(rows) + '\n');
+    return EXIT.ok;
+  });
+}
+
+/** `smith task ID`. */
+export async function taskCommand(ctx: Context, id: string): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const t = await findOneTask(store, id);
+    const attempts = await store.getAttempts(t.id);
+    const events = await store.getEvents(t.id);
+    if (ctx.json) {
+      process.stdout.write(
+        JSON.stringify({
+          ...taskJson(t),
+          prompt: t.prompt,
+          needs: t.needs,
+          capabilities: t.capabilities,
+          workdir: t.workdir,
+          output: t.output,
+          max_attempts: t.maxAttempts,
+          epoch: t.epoch,
+          attempts_detail: attempts.map((a) => ({
+            id: a.id,
+            number: a.number,
+            epoch: a.epoch,
+            agent: a.agent,
+            instance: a.instance,
+            state: a.state,
+            pid: a.pid,
+            exit_code: a.exitCode,
+            signal: a.signal,
+            error: a.error,
+            started_at: new Date(a.startedAt).toISOString(),
+            ended_at: a.endedAt === null ? null : new Date(a.endedAt).toISOString(),
+            duration_ms: a.endedAt === null ? null : a.endedAt - a.startedAt,
+          })),
+          events: events.map((e) => ({
+            seq: e.seq,
+            time: new Date(e.time).toISOString(),
+            attempt_id: e.attemptId,
+            type: e.type,
+            data: e.data,
+          })),
+        }) + '\n',
+      );
+      return EXIT.ok;
+    }
+    const color = useColor(process.stdout);
+    const out: string[] = [];
+    out.push(`task ${t.id}  ${paint(color, 'bold', t.key)}  ${paint(color, stateColor(t.state), t.state)}`);
+    out.push(`  workflow   ${t.workflowId ?? '-'}`);
+    out.push(`  agent      ${t.assignedAgent ?? t.agent ?? '-'}${t.capabilities.length ? `  (capabilities: ${t.capabilities.join(', ')})` : ''}`);
+    out.push(`  priority   ${t.priority}    attempts ${t.attempts}/${t.maxAttempts}    epoch ${t.epoch}`);
+    out.push(`  workdir    ${t.workdir}`);
+    out.push(`  created    ${new Date(t.createdAt).toISOString()}    ran ${formatDuration(taskDuration(t))}`);
+    if (t.reason) out.push(`  reason     ${t.reason}`);
+    out.push(`  prompt     ${firstLine(t.prompt, 100)}`);
+    out.push('');
+    out.push('attempts:');
+    const rows = [['#', 'STATE', 'AGENT', 'PID', 'EXIT', 'TIME', 'ERROR']];
+    for (const a of attempts) {
+      rows.push([
+        String(a.number),
+        paint(color, stateColor(a.state === 'succeeded' ? 'completed' : a.state), a.state),
+        `${a.agent}/${a.instance}`,
+        a.pid === null ? '-' : String(a.pid),
+        a.exitCode === null ? (a.signal ?? '-') : String(a.exitCode),
+        formatDuration(a.endedAt === null ? Date.now() - a.startedAt : a.endedAt - a.startedAt),
+        firstLine(a.error, 60),
+      ]);
+    }
+    out.push(attempts.length === 0 ? '  none yet' : table(rows).replace(/^/gm, '  '));
+    out.push('');
+    out.push('events:');
+    for (const e of events.slice(-40)) {
+      const d = e.data as Record<string, unknown>;
+      const text =
+        e.type === 'state'
+          ? `${String(d.from ?? '-')} -> ${String(d.to)}${d.reason ? ` (${String(d.reason)})` : ''}`
+          : e.type === 'progress'
+            ? `${d.pct === null ? '' : `${String(d.pct)}% `}${String(d.message ?? '')}`
+            : e.type === 'log'
+              ? `[${String(d.stream)}] ${String(d.line)}`
+              : JSON.stringify(d);
+      out.push(`  ${new Date(e.time).toISOString().slice(11, 23)}  ${e.type.padEnd(8)} ${firstLine(text, 100)}`);
+    }
+    if (events.length > 40) out.push(`  (${events.length - 40} earlier events: smith task ${t.id} --json)`);
+    out.push('');
+    out.push('output:');
+    out.push(t.output ? t.output.replace(/\s+$/, '').split('\n').slice(-30).join('\n') : '  (none)');
+    process.stdout.write(out.join('\n') + '\n');
+    return EXIT.ok;
+  });
+}
+
+/** `smith agents`. */
+export async function agentsCommand(ctx: Context): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const agents = await store.listAgents();
+    const owner = await ownerIsAlive(store);
+    if (ctx.json) {
+      process.stdout.write(
+        JSON.stringify(
+          agents.map((a) => ({
+            name: a.name,
+            runtime: a.spec.runtime,
+            capabilities: a.spec.capabilities,
+            concurrency: a.spec.concurrency,
+            instances: a.instances.map((i) => ({ index: i.index, state: owner ? i.state : 'terminated', restarts: i.restarts })),
+          })),
+        ) + '\n',
+      );
+      return EXIT.ok;
+    }
+    const color = useColor(process.stdout);
+    const rows = [['AGENT', 'RUNTIME', 'CAPABILITIES', 'INSTANCES']];
+    for (const a of agents) {
+      const states = a.instances.map((i) => (owner ? i.state : 'terminated'));
+      const counts = new Map<string, number>();
+      for (const s of states) counts.set(s, (counts.get(s) ?? 0) + 1);
+      rows.push([
+        a.name,
+        a.spec.runtime,
+        a.spec.capabilities.join(',') || '-',
+        [...counts].map(([s, n]) => paint(color, s === 'busy' ? 'blue' : s === 'error' ? 'red' : 'gray', `${n} ${s}`)).join(', '),
+      ]);
+    }
+    process.stdout.write(agents.length === 0 ? 'no agents recorded yet\n' : table(rows) + '\n');
+    if (!owner && agents.length > 0) process.stdout.write('(no smith process owns this home now)\n');
+    return EXIT.ok;
+  });
+}
+
+/** `smith audit verify`. Exits 1 on a broken chain, naming the first broken record. */
+export async function auditVerifyCommand(ctx: Context): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const v = await verifyAuditChain(store);
+    if (ctx.json) {
+      process.stdout.write(JSON.stringify(v) + '\n');
+    } else if (v.ok) {
+      process.stdout.write(`audit chain verified: ${v.checked} records, head ${v.head.seq} ${v.head.hash}\n`);
+    } else {
+      process.stdout.write(`audit chain BROKEN at record ${v.broken!.seq}: ${v.broken!.reason}\n(${v.checked} records before it are intact)\n`);
+    }
+    return v.ok ? EXIT.ok : EXIT.failed;
+  });
+}

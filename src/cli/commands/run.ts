@@ -1,0 +1,335 @@
+/**
+ * `smith run WORKFLOW.yaml`, `smith run --agent NAME "prompt"`, `smith demo` and `smith resume`:
+ * the commands that own the engine of a home while they run.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SmithError } from '../../core/errors.js';
+import { parseDuration } from '../../core/schema/index.js';
+import type { AgentSpec, Task, Workflow, WorkflowSpec } from '../../core/types.js';
+import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
+import { Engine } from '../../engine/engine.js';
+import { openHomeStore, Ownership, serveRequests } from '../../engine/home.js';
+import { loadWorkflow } from '../../engine/loader/index.js';
+import { verifyAuditChain } from '../../provenance/verify.js';
+import { FunctionRuntime } from '../../runtime/function/function-runtime.js';
+import { ProcessRuntime } from '../../runtime/process/index.js';
+import type { Store } from '../../store/store.js';
+import { EXIT, type Context } from '../context.js';
+import { firstLine, formatDuration, paint, stateColor, table, taskDuration, useColor } from '../output.js';
+import { ProgressView } from '../progress.js';
+
+/** The JSON summary `smith run --json` and `smith resume --json` end with. */
+export interface RunSummary {
+  workflow: { id: string; name: string; state: string };
+  tasks: {
+    id: string;
+    key: string;
+    state: string;
+    attempts: number;
+    exit_code: number | null;
+    output: string | null;
+    agent: string | null;
+    reason: string | null;
+    duration_ms: number | null;
+  }[];
+}
+
+/** Options of `smith run`. */
+export interface RunOptions {
+  agent?: string;
+  capabilities?: string;
+  priority?: string;
+  timeout?: string;
+  retries?: string;
+  concurrency?: string;
+}
+
+interface Session {
+  store: Store;
+  engine: Engine;
+  ownership: Ownership;
+  stopRequests: () => void;
+  interrupted: boolean;
+}
+
+/** Open the home, take the engine lease (recovering what a dead owner left), start an engine. */
+async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: number): Promise<Session> {
+  const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
+  let engine: Engine | undefined;
+  let ownership: Ownership;
+  try {
+    ownership = await Ownership.acquire(store, ctx.home, (err) => {
+      process.stderr.write(`smith: ${err.message}; stopping\n`);
+      void engine?.close({ force: true });
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const r = ownership.recovery;
+  if (r.lostAttempts > 0 || r.killed > 0) {
+    process.stderr.write(
+      `smith: recovered this home after an unclean stop: ${r.lostAttempts} attempt(s) lost and requeued, ${r.killed} leftover process(es) ended\n`,
+    );
+  }
+  engine = new Engine({
+    store,
+    runtimes: [new ProcessRuntime(), new FunctionRuntime()],
+    agents,
+    home: ctx.home,
+    owner: ownership.owner,
+    concurrency: concurrency ?? ctx.config.engine.concurrency,
+  });
+  const session: Session = { store, engine, ownership, stopRequests: () => undefined, interrupted: false };
+  session.stopRequests = serveRequests(store, engine);
+  return session;
+}
+
+async function closeSession(s: Session): Promise<void> {
+  s.stopRequests();
+  await s.engine.close();
+  await s.ownership.release().catch(() => undefined);
+  await s.store.close();
+}
+
+/** Agents of the config merged with those of a workflow (the workflow's win). */
+function mergedAgents(ctx: Context, spec?: WorkflowSpec): AgentSpec[] {
+  const all = new Map<string, AgentSpec>();
+  for (const a of Object.values(ctx.config.agents)) all.set(a.name, a);
+  for (const a of Object.values(spec?.agents ?? {})) all.set(a.name, a);
+  return [...all.values()];
+}
+
+/** Fail before anything runs when an agent the workflow needs cannot start here. */
+function checkNeededAgents(engine: Engine, spec: WorkflowSpec): void {
+  const errors = engine.agentErrors();
+  const needed = new Set<string>();
+  const specs = engine.agentSpecs();
+  for (const t of spec.tasks) {
+    if (t.agent) needed.add(t.agent);
+    else {
+      const capable = specs.filter((a) => (t.capabilities ?? []).every((c) => a.capabilities.includes(c)));
+      if (capable.length > 0 && capable.every((a) => errors[a.name])) for (const a of capable) needed.add(a.name);
+    }
+  }
+  const problems = [...needed].filter((n) => errors[n]).map((n) => errors[n]!);
+  if (problems.length > 0) {
+    throw new SmithError('RUNTIME_NOT_FOUND', `workflow ${spec.name} cannot run:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Build the JSON summary of a workflow. */
+export async function summarize(store: Store, wf: Workflow): Promise<RunSummary> {
+  const tasks = await store.listTasks({ workflowId: wf.id });
+  return {
+    workflow: { id: wf.id, name: wf.name, state: wf.state },
+    tasks: tasks.map((t) => ({
+      id: t.id,
+      key: t.key,
+      state: t.state,
+      attempts: t.attempts,
+      exit_code: t.exitCode,
+      output: t.output,
+      agent: t.assignedAgent,
+      reason: t.reason,
+      duration_ms: taskDuration(t),
+    })),
+  };
+}
+
+/** Print the human summary table of a workflow. */
+export function printSummary(summary: RunSummary, tasks?: Task[]): void {
+  const color = useColor(process.stdout);
+  const w = summary.workflow;
+  const rows = [['TASK', 'STATE', 'AGENT', 'ATTEMPTS', 'EXIT', 'TIME', 'OUTPUT / REASON']];
+  for (const t of summary.tasks) {
+    const detail = t.state === 'completed' ? firstLine(t.output) : (t.reason ?? firstLine(t.output));
+    rows.push([
+      t.key,
+      paint(color, stateColor(t.state), t.state),
+      t.agent ?? '-',
+      String(t.attempts),
+      t.exit_code === null ? '-' : String(t.exit_code),
+      formatDuration(t.duration_ms),
+      firstLine(detail, 70),
+    ]);
+  }
+  void tasks;
+  process.stdout.write(`\nworkflow ${w.name} (${w.id}): ${paint(color, stateColor(w.state), w.state)}\n`);
+  process.stdout.write(table(rows) + '\n');
+}
+
+/** Run one workflow to its end with live progress; returns its summary. */
+async function runToEnd(ctx: Context, s: Session, submit: () => Promise<Workflow>, total: number): Promise<RunSummary> {
+  const view = ctx.json && !process.stderr.isTTY ? undefined : new ProgressView(s.engine, total);
+  const onSignal = (): void => {
+    if (s.interrupted) return;
+    s.interrupted = true;
+    process.stderr.write('\nsmith: interrupted; ending running attempts. Run "smith resume" to finish the work\n');
+    void s.engine.close();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const wf = await submit();
+    const done = await s.engine.waitWorkflow(wf.id);
+    view?.stop();
+    return summarize(s.store, done);
+  } finally {
+    view?.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function exitFor(s: Session, states: string[]): number {
+  if (s.interrupted) return EXIT.interrupted;
+  return states.every((st) => st === 'completed') ? EXIT.ok : EXIT.failed;
+}
+
+/** `smith run`. @returns the exit code */
+export async function runCommand(ctx: Context, target: string | undefined, prompt: string | undefined, o: RunOptions): Promise<number> {
+  let spec: WorkflowSpec;
+  if (o.agent || o.capabilities) {
+    const text = prompt ?? target;
+    if (!text) throw new SmithError('INVALID_ARGUMENT', 'smith run --agent NAME needs a prompt: smith run --agent NAME "prompt"');
+    const known = Object.keys(ctx.config.agents);
+    if (o.agent && !ctx.config.agents[o.agent]) {
+      throw new SmithError(
+        'AGENT_NOT_FOUND',
+        `no agent named "${o.agent}" in ${ctx.configFile ?? 'smith.yaml (none found)'}; known agents: ${known.join(', ') || 'none — run "smith init" to write a starter smith.yaml'}`,
+      );
+    }
+    spec = {
+      name: o.agent ?? 'task',
+      dir: ctx.cwd,
+      agents: {},
+      tasks: [
+        {
+          key: o.agent ?? 'task',
+          agent: o.agent,
+          capabilities: o.capabilities ? o.capabilities.split(',').map((c) => c.trim()).filter(Boolean) : undefined,
+          prompt: text,
+          needs: [],
+          retries: o.retries ? Number(o.retries) : ctx.config.defaults.retries,
+          priority: o.priority ? Number(o.priority) : ctx.config.defaults.priority,
+          timeoutMs: o.timeout ? parseDuration(o.timeout, '--timeout') : ctx.config.defaults.timeoutMs,
+        },
+      ],
+    };
+    const capable = Object.values(ctx.config.agents).filter((a) =>
+      (spec.tasks[0]!.capabilities ?? []).every((c) => a.capabilities.includes(c)),
+    );
+    if (!o.agent && capable.length === 0) {
+      throw new SmithError('NO_CAPABLE_AGENT', `no agent has the capabilities [${o.capabilities}]; agents: ${known.join(', ') || 'none'}`);
+    }
+  } else {
+    if (!target) throw new SmithError('INVALID_ARGUMENT', 'smith run needs a workflow file (smith run WORKFLOW.yaml) or --agent NAME "prompt"');
+    spec = await loadWorkflow(resolve(ctx.cwd, target), ctx.config);
+  }
+  return runSpec(ctx, spec, o.concurrency ? Number(o.concurrency) : undefined);
+}
+
+async function runSpec(
+  ctx: Context,
+  spec: WorkflowSpec,
+  concurrency?: number,
+  after?: (s: Session) => Promise<{ code: number; text: string }>,
+): Promise<number> {
+  const s = await openSession(ctx, mergedAgents(ctx, spec), concurrency);
+  let summary: RunSummary;
+  let extra: { code: number; text: string } = { code: EXIT.ok, text: '' };
+  try {
+    await s.engine.start();
+    checkNeededAgents(s.engine, spec);
+    summary = await runToEnd(ctx, s, () => s.engine.submitWorkflow(spec), spec.tasks.length);
+    if (after && !s.interrupted) extra = await after(s);
+  } finally {
+    await closeSession(s);
+  }
+  if (ctx.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  else printSummary(summary);
+  if (extra.text) process.stdout.write(extra.text);
+  const code = exitFor(s, [summary.workflow.state]);
+  return code === EXIT.ok ? extra.code : code;
+}
+
+/** `smith resume`: finish every unfinished workflow of this home. */
+export async function resumeCommand(ctx: Context): Promise<number> {
+  const s = await openSession(ctx, mergedAgents(ctx));
+  const summaries: RunSummary[] = [];
+  try {
+    await s.engine.start();
+    const open = await s.store.listWorkflows(['running']);
+    if (open.length === 0) {
+      if (!ctx.json) process.stderr.write('smith: nothing to resume: every workflow in this home has ended\n');
+    }
+    const total = (await Promise.all(open.map((w) => s.store.listTasks({ workflowId: w.id })))).reduce(
+      (n, ts) => n + ts.filter((t) => t.state !== 'completed').length,
+      0,
+    );
+    const view = ctx.json && !process.stderr.isTTY ? undefined : new ProgressView(s.engine, total);
+    const onSignal = (): void => {
+      s.interrupted = true;
+      void s.engine.close();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      for (const w of open) await s.engine.resumeWorkflow(w.id);
+      const ended = await Promise.all(open.map((w) => s.engine.waitWorkflow(w.id)));
+      for (const w of ended) summaries.push(await summarize(s.store, w));
+    } finally {
+      view?.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  } finally {
+    await closeSession(s);
+  }
+  for (const sum of summaries) {
+    if (ctx.json) process.stdout.write(JSON.stringify(sum) + '\n');
+    else printSummary(sum);
+  }
+  if (ctx.json && summaries.length === 0) process.stdout.write(JSON.stringify({ workflow: null, tasks: [] }) + '\n');
+  return exitFor(
+    s,
+    summaries.map((x) => x.workflow.state),
+  );
+}
+
+/** The folder of this package (where package.json is). */
+export function packageRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+/** `smith demo`: the main job on real input. */
+export async function demoCommand(ctx: Context): Promise<number> {
+  if (process.env.SMITH_DEMO_ACTIVE) {
+    throw new SmithError(
+      'INVALID_ARGUMENT',
+      'smith demo is already running above this process (SMITH_DEMO_ACTIVE is set): a test suite started by the demo cannot start the demo again',
+    );
+  }
+  const root = packageRoot();
+  const repo = findDemoRepo(ctx.cwd, root);
+  const reportPath = join(ctx.home, 'demo-report.txt');
+  const spec = buildDemoWorkflow({ repoDir: repo, distDir: join(root, 'dist'), reportPath });
+  if (!ctx.json) {
+    process.stderr.write(`smith demo: looking at ${repo} with ${Object.keys(spec.agents).length} agents (home ${ctx.home})\n`);
+  }
+  return runSpec(ctx, spec, undefined, async (s) => {
+    const v = await verifyAuditChain(s.store);
+    let text = '';
+    if (!ctx.json) {
+      const color = useColor(process.stdout);
+      text =
+        v.ok
+          ? `audit chain: ${paint(color, 'green', 'verified')} (${v.checked} records, head ${v.head.hash.slice(0, 16)}…)\n`
+          : `audit chain: ${paint(color, 'red', 'BROKEN')} at record ${v.broken?.seq}: ${v.broken?.reason}\n`;
+      text += `report: ${reportPath}\n`;
+    }
+    return { code: v.ok ? EXIT.ok : EXIT.failed, text };
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * The `smith` command (commander). Only this layer knows exit codes.
+ */
+import { Command, CommanderError } from 'commander';
+import { agentsCommand, auditVerifyCommand, taskCommand, tasksCommand } from './commands/inspect.js';
+import { controlCommand, initCommand } from './commands/control.js';
+import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
+import { context, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
+
+/** Build the program; `exit` receives each action's exit code. */
+export function buildProgram(exit: (code: number) => void): Command {
+  const program = new Command();
+  program
+    .name('smith')
+    .description('MisterSmith: run teams of AI agents as supervised workers')
+    .option('--home <dir>', 'state folder (default: SMITH_HOME, else ./.smith)')
+    .option('--config <file>', 'config file (default: ./smith.yaml when present)')
+    .option('--json', 'machine-readable output on stdout')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const act =
+    <A extends unknown[]>(fn: (g: GlobalOptions, ...args: A) => Promise<number>) =>
+    async (...args: A): Promise<void> => {
+      const cmd = args[args.length - 1] as Command;
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      try {
+        exit(await fn(g, ...args));
+      } catch (err) {
+        printError(err, Boolean(g.json));
+        exit(exitCodeFor(err));
+      }
+    };
+
+  program
+    .command('init')
+    .description('write a commented starter smith.yaml and create the home')
+    .option('--json', 'JSON output')
+    .action(act(async (g) => initCommand(await context(g))));
+
+  program
+    .command('run')
+    .description('run a workflow file, or one task: smith run WORKFLOW.yaml | smith run --agent NAME "prompt"')
+    .argument('[target]', 'workflow file, or the prompt with --agent')
+    .argument('[prompt]', 'the prompt (with --agent)')
+    .option('--agent <name>', 'run one task on this agent')
+    .option('--capabilities <list>', 'run one task on the least-loaded agent with these capabilities (comma list)')
+    .option('--priority <n>', '1 (highest) .. 10')
+    .option('--timeout <duration>', 'per-attempt timeout, e.g. 30s, 10m')
+    .option('--retries <n>', 'retries after the first attempt')
+    .option('--concurrency <n>', 'global limit of attempts at once')
+    .option('--json', 'end with one JSON object {workflow, tasks}')
+    .action(
+      act(async (g, target: string | undefined, prompt: string | undefined, o: RunOptions) =>
+        runCommand(await context(g), target, prompt, o),
+      ),
+    );
+
+  program
+    .command('demo')
+    .description('run the demo workflow on this git repository (or on MisterSmith\'s own checkout)')
+    .option('--json', 'end with one JSON object {workflow, tasks}')
+    .action(act(async (g) => demoCommand(await context(g))));
+
+  program
+    .command('resume')
+    .description('finish every unfinished workflow of this home (after a crash or an interrupt)')
+    .option('--json', 'one JSON object {workflow, tasks} per workflow')
+    .action(act(async (g) => resumeCommand(await context(g))));
+
+  program
+    .command('tasks')
+    .description('list tasks')
+    .option('--state <states>', 'filter by state (comma list)')
+    .option('--agent <name>', 'filter by agent')
+    .option('--workflow <id|name>', 'filter by workflow')
+    .option('--limit <n>', 'at most n, newest first')
+    .option('--json', 'JSON array')
+    .action(act(async (g, o: { state?: string; agent?: string; workflow?: string; limit?: string }) => tasksCommand(await context(g), o)));
+
+  program
+    .command('task')
+    .description('one task: attempts, events, output, timings')
+    .argument('<id>', 'task id, id prefix, or key')
+    .option('--json', 'JSON object')
+    .action(act(async (g, id: string) => taskCommand(await context(g), id)));
+
+  for (const [verb, what] of [
+    ['cancel', 'cancel a task (SIGTERM to its process group, SIGKILL after the grace)'],
+    ['pause', 'pause a task (SIGSTOP when running; hold when queued)'],
+    ['resume-task', 'resume a paused task'],
+    ['retry', 'run a failed, rejected or canceled task again'],
+  ] as const) {
+    program
+      .command(verb)
+      .description(what)
+      .argument('<id>', 'task id, id prefix, or key')
+      .option('--json', 'JSON object')
+      .action(act(async (g, id: string) => controlCommand(await context(g), verb, id)));
+  }
+
+  program
+    .command('agents')
+    .description('agents and the states of their instances')
+    .option('--json', 'JSON array')
+    .action(act(async (g) => agentsCommand(await context(g))));
+
+  const audit = program.command('audit').description('the audit trail');
+  audit
+    .command('verify')
+    .description('check the hash chain; exits 1 and names the first broken record')
+    .option('--json', 'JSON object')
+    .action(act(async (g) => auditVerifyCommand(await context(g))));
+
+  return program;
+}
+
+/**
+ * Run the CLI.
+ * @param argv - process.argv
+ * @returns the exit code
+ */
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    throw err;
+  }
+  return code;
+}

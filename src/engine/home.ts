@@ -1,0 +1,154 @@
+/**
+ * A home: the folder that holds a store (`.smith/` by default) and the rules for sharing it between
+ * processes (DESIGN.md, "Several processes, one home"). One process at a time owns the engine of a
+ * home through a lease in the store (pid, host, heartbeat); taking the lease runs recovery.
+ */
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { StoreError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { isAlive } from '../runtime/process/index.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Lease, Store } from '../store/store.js';
+import type { Engine } from './engine.js';
+import { recover, type RecoveryReport } from './recovery.js';
+
+/** Default lease time-to-live: 15 s; renewed every 5 s. */
+export const LEASE_TTL_MS = 15_000;
+
+/**
+ * The home folder: `explicit` (a `--home` flag) if given, else SMITH_HOME, else `<cwd>/.smith`.
+ * @returns an absolute path
+ */
+export function resolveHome(cwd: string, explicit?: string, env: Record<string, string | undefined> = process.env): string {
+  if (explicit) return resolve(cwd, explicit);
+  if (env.SMITH_HOME) return resolve(cwd, env.SMITH_HOME);
+  return resolve(cwd, '.smith');
+}
+
+/** The store file of a home. */
+export function storeFile(home: string): string {
+  return join(home, 'smith.db');
+}
+
+/**
+ * Open a home's store.
+ * @param options.readonly - for read-only commands: never creates or migrates anything
+ * @throws StoreError STORE_NOT_WRITABLE, STORE_LOCKED, STORE_FAILED; for readonly, STORE_FAILED
+ *   when nothing has run in this home yet
+ */
+export async function openHomeStore(
+  home: string,
+  options: { synchronous?: 'FULL' | 'NORMAL'; readonly?: boolean } = {},
+): Promise<Store> {
+  const file = storeFile(home);
+  if (options.readonly && !existsSync(file)) {
+    throw new StoreError(
+      'STORE_FAILED',
+      `no store at ${file}: nothing has run in this home yet. Run "smith run WORKFLOW.yaml" (or "smith demo") first, or point --home at another home`,
+      { context: { file } },
+    );
+  }
+  return openSqliteStore(file, options);
+}
+
+/** True when the lease's holder is a process on this host that is gone. */
+export function holderIsGone(lease: Lease): boolean {
+  return lease.host === hostname() && !isAlive(lease.pid);
+}
+
+/** True when some live process owns the engine of this home now. */
+export async function ownerIsAlive(store: Store): Promise<Lease | undefined> {
+  const lease = await store.getLease();
+  if (!lease || lease.expiresAt < Date.now() || holderIsGone(lease)) return undefined;
+  return lease;
+}
+
+/**
+ * The engine lease of a home, held by this process: heartbeat, loss detection, release.
+ */
+export class Ownership {
+  readonly owner: string;
+  /** What recovery found when the lease was taken. */
+  readonly recovery: RecoveryReport;
+  private readonly store: Store;
+  private timer: NodeJS.Timeout | undefined;
+  private released = false;
+
+  private constructor(store: Store, owner: string, recovery: RecoveryReport) {
+    this.store = store;
+    this.owner = owner;
+    this.recovery = recovery;
+  }
+
+  /**
+   * Take the engine lease of `home` and recover what an earlier owner left.
+   * @param onLost - called if the lease is taken by another process (this one must stop)
+   * @throws SmithError LEASE_HELD when a live process owns it
+   */
+  static async acquire(
+    store: Store,
+    home: string,
+    onLost: (err: Error) => void,
+    ttlMs: number = LEASE_TTL_MS,
+  ): Promise<Ownership> {
+    const owner = newId('owner');
+    await store.acquireLease(owner, ttlMs, holderIsGone);
+    const report = await recover(store, { owner, home });
+    const o = new Ownership(store, owner, report);
+    o.timer = setInterval(() => {
+      store.renewLease(owner, ttlMs).then(
+        (ok) => {
+          if (!ok && !o.released) onLost(new Error('another smith process took over the engine lease of this home'));
+        },
+        (err: Error) => onLost(err),
+      );
+    }, Math.max(100, Math.floor(ttlMs / 3)));
+    o.timer.unref();
+    return o;
+  }
+
+  /** Give the lease up (after the engine closed). Safe to call twice. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.store.releaseLease(this.owner);
+  }
+}
+
+/**
+ * Serve requests that other processes wrote to the store (cancel, pause, resume, retry), polling
+ * every `intervalMs` (default 200 ms). Returns a stop function.
+ */
+export function serveRequests(store: Store, engine: Engine, intervalMs = 200): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void (async () => {
+      try {
+        for (const r of await store.pendingRequests()) {
+          let result = 'ok';
+          try {
+            if (r.action === 'cancel') await engine.cancel(r.taskId, r.actor);
+            else if (r.action === 'pause') await engine.pause(r.taskId, r.actor);
+            else if (r.action === 'resume') await engine.resumeTask(r.taskId, r.actor);
+            else if (r.action === 'retry') await engine.retry(r.taskId, r.actor);
+            else result = `unknown request ${r.action}`;
+          } catch (err) {
+            result = `error: ${(err as Error).message}`;
+          }
+          await store.commit([{ op: 'requestDone', id: r.id, result }]);
+        }
+      } catch {
+        // the store is closing; the next owner serves what is left
+      } finally {
+        busy = false;
+      }
+    })();
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
