@@ -328,7 +328,7 @@ export class Engine {
       attempts: 0,
       maxAttempts: 1 + (t.retries ?? 0),
       epoch: 0,
-      timeoutMs: t.timeoutMs ?? this.agentTimeout(t.agent) ?? null,
+      timeoutMs: t.timeoutMs ?? null,
       workdir: t.workdir ?? spec.dir,
       env: t.env ?? {},
       availableAt: now,
@@ -368,10 +368,6 @@ export class Engine {
     this.adopt(workflow, tasks);
     this.emit('workflow:state', { id: wfId, name: workflow.name, state: 'running' });
     return workflow;
-  }
-
-  private agentTimeout(agent: string | undefined): number | undefined {
-    return agent ? this.agents.get(agent)?.spec.timeoutMs : undefined;
   }
 
   /**
@@ -690,7 +686,7 @@ export class Engine {
         instance: run.instance,
         workdir: t.workdir,
         env,
-        timeoutMs: t.timeoutMs,
+        timeoutMs: t.timeoutMs ?? agent.spec.timeoutMs ?? null,
         onEvent: (e) => this.onRuntimeEvent(l, run, e),
       });
       run.handle = handle;

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import {
+  agentSpecSchema,
+  configSchema,
+  defaultConfig,
+  didYouMean,
+  smithErrorMap,
+  unknownFieldMessage,
+} from './config-schema.js';
+
+function issues(input: unknown): { path: string; message: string }[] {
+  const r = configSchema.safeParse(input, { error: smithErrorMap });
+  if (r.success) throw new Error('expected the config to fail');
+  return r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+}
+
+describe('configSchema', () => {
+  it('gives the defaults for an empty file', () => {
+    const expected = {
+      agents: {},
+      defaults: { retries: 0, priority: 5 },
+      engine: { concurrency: 16 },
+      store: { synchronous: 'FULL' },
+    };
+    expect(configSchema.parse(null)).toStrictEqual(expected);
+    expect(configSchema.parse(undefined)).toStrictEqual(expected);
+    expect(configSchema.parse({})).toStrictEqual(expected);
+    expect(defaultConfig()).toStrictEqual(expected);
+  });
+
+  it('treats sections left empty as absent', () => {
+    expect(configSchema.parse({ agents: null, defaults: null, engine: null, store: null })).toStrictEqual(
+      defaultConfig(),
+    );
+  });
+
+  it('converts agents, defaults and sections', () => {
+    const config = configSchema.parse({
+      agents: {
+        sh: {
+          runtime: 'process',
+          command: ['sh', '-c', '{prompt}'],
+          capabilities: ['shell', 'shell', 'git'],
+          concurrency: 4,
+          env: { FOO: 'bar', N: 1, B: true },
+          timeout: '5m',
+          kill_grace: '2s',
+          output_limit: '512KiB',
+        },
+        minimal: { command: ['true'] },
+        fn: { runtime: 'function' },
+      },
+      defaults: { timeout: '30m', retries: 2, priority: 3 },
+      engine: { concurrency: 8 },
+      store: { synchronous: 'normal' },
+    });
+    expect(config).toStrictEqual({
+      agents: {
+        sh: {
+          name: 'sh',
+          runtime: 'process',
+          command: ['sh', '-c', '{prompt}'],
+          capabilities: ['shell', 'git'],
+          concurrency: 4,
+          env: { FOO: 'bar', N: '1', B: 'true' },
+          timeoutMs: 300_000,
+          killGraceMs: 2000,
+          outputLimitBytes: 524_288,
+        },
+        minimal: {
+          name: 'minimal',
+          runtime: 'process',
+          command: ['true'],
+          capabilities: [],
+          concurrency: 1,
+          killGraceMs: 5000,
+          outputLimitBytes: 1_048_576,
+        },
+        fn: {
+          name: 'fn',
+          runtime: 'function',
+          capabilities: [],
+          concurrency: 1,
+          killGraceMs: 5000,
+          outputLimitBytes: 1_048_576,
+        },
+      },
+      defaults: { timeoutMs: 1_800_000, retries: 2, priority: 3 },
+      engine: { concurrency: 8 },
+      store: { synchronous: 'NORMAL' },
+    });
+  });
+
+  it('reports every problem, not just the first', () => {
+    const found = issues({
+      agents: { sh: { command: 'sh -c x', concurrency: 'four', retry: 1 }, 'bad name': { command: ['x'] } },
+      defaults: { priority: 11, timeout: 0 },
+      engine: { concurrency: 0 },
+      store: { synchronous: 'OFF' },
+      extra: true,
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        {
+          path: 'agents.sh.command',
+          message: 'expected the argv as a list, such as ["sh", "-c", "{prompt}"]',
+        },
+        { path: 'agents.sh.concurrency', message: 'expected a positive integer' },
+        { path: 'agents.sh', message: expect.stringContaining('unknown field "retry" in an agent') },
+        { path: 'agents.bad name', message: expect.stringContaining('expected an agent name') },
+        { path: 'defaults.priority', message: 'expected an integer from 1 (highest) to 10 (lowest)' },
+        { path: 'defaults.timeout', message: expect.stringContaining('greater than 0') },
+        { path: 'engine.concurrency', message: 'expected a positive integer' },
+        { path: 'store.synchronous', message: 'expected FULL or NORMAL' },
+        { path: '', message: expect.stringContaining('unknown field "extra" in smith.yaml') },
+      ]),
+    );
+    expect(found).toHaveLength(9);
+  });
+
+  it('requires a command for process agents', () => {
+    const r = agentSpecSchema.safeParse({ capabilities: ['x'] });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(['command']);
+    expect(r.error?.issues[0]?.message).toMatch(/required for runtime "process"/);
+  });
+
+  it('accepts numbers in argv as strings', () => {
+    expect(agentSpecSchema.parse({ command: ['sleep', 5] }).command).toEqual(['sleep', '5']);
+  });
+});
+
+describe('didYouMean', () => {
+  const taskFields = [
+    'agent',
+    'capabilities',
+    'prompt',
+    'needs',
+    'timeout',
+    'retries',
+    'priority',
+    'workdir',
+    'env',
+  ];
+  it.each([
+    ['need', 'needs'],
+    ['retry', 'retries'],
+    ['depends_on', 'needs'],
+    ['cwd', 'workdir'],
+    ['promt', 'prompt'],
+    ['capabilites', 'capabilities'],
+    ['Timeout', 'timeout'],
+  ])('%s -> %s', (word, expected) => {
+    expect(didYouMean(word, taskFields)).toBe(expected);
+  });
+
+  it('suggests nothing for unrelated or very short words', () => {
+    expect(didYouMean('color', taskFields)).toBeUndefined();
+    expect(didYouMean('b', ['a', 'c'])).toBeUndefined();
+    expect(didYouMean('agent', taskFields)).toBeUndefined();
+  });
+
+  it('matches camelCase to snake_case', () => {
+    expect(didYouMean('killGrace', ['kill_grace', 'output_limit'])).toBe('kill_grace');
+  });
+
+  it('words unknown fields with the allowed ones', () => {
+    expect(unknownFieldMessage('need', ['needs', 'prompt'], 'a task')).toBe(
+      'unknown field "need" in a task; did you mean "needs"? (fields: needs, prompt)',
+    );
+  });
+});

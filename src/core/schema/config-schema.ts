@@ -1,0 +1,482 @@
+/**
+ * The zod schemas of `smith.yaml` and of agents, shared by workflow files. Input is the YAML as
+ * written (snake_case, durations as `"30s"`, sizes as `"1MiB"`); output is the domain shape
+ * (camelCase, ms, bytes, defaults applied). Pure: no I/O.
+ *
+ * Every schema carries its own "expected …" message so that a loader can print
+ * `file:line:col: path: expected …, found …`; see {@link smithErrorMap} for the rest.
+ */
+import { z } from 'zod';
+import type { AgentSpec } from '../types.js';
+import { DEFAULT_PRIORITY } from '../types.js';
+import { BYTES_EXPECTED, DURATION_EXPECTED, checkBytes, checkDuration } from './duration.js';
+
+/** Default `engine.concurrency`: attempts running at once across all agents (permits). */
+export const DEFAULT_ENGINE_CONCURRENCY = 16;
+/** Default `concurrency` of an agent: attempts of that agent at once. */
+export const DEFAULT_AGENT_CONCURRENCY = 1;
+/** Default `kill_grace` of an agent in ms: time between SIGTERM and SIGKILL. */
+export const DEFAULT_KILL_GRACE_MS = 5000;
+/** Default `output_limit` of an agent in bytes (1 MiB), kept per stream (stdout, stderr) per attempt. */
+export const DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024;
+/** Default runtime of an agent that names none. */
+export const DEFAULT_RUNTIME = 'process';
+
+/**
+ * What names of tasks and agents look like: letters, digits, `_`, `.`, `-`, starting with a letter,
+ * digit or `_`.
+ */
+export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const NAME_RULE = 'letters, digits, "_", "." and "-", starting with a letter, digit or "_"';
+
+/** What capability names look like: like {@link NAME_PATTERN}, and `:` and `/` are allowed too. */
+export const CAPABILITY_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
+
+/** What environment variable names look like (POSIX portable names). */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The validated, defaulted contents of `smith.yaml`. */
+export interface SmithConfig {
+  /** Agents by name (`name` is set from the key). Default `{}`. */
+  agents: Record<string, AgentSpec>;
+  /** Applied to tasks (and agents) that do not set them. */
+  defaults: {
+    /** Per-attempt timeout in ms of agents without their own `timeout`; undefined = none. */
+    timeoutMs?: number;
+    /** Retries after the first attempt. Default 0. */
+    retries: number;
+    /** 1 (highest) .. 10. Default 5. */
+    priority: number;
+  };
+  engine: {
+    /** Attempts running at once across all agents (permits). Default 16. */
+    concurrency: number;
+  };
+  store: {
+    /** SQLite `synchronous`: `FULL` (default; a commit survives power loss) or `NORMAL`. */
+    synchronous: 'FULL' | 'NORMAL';
+  };
+}
+
+/** An agent as its schema outputs it: everything but `name`, which comes from its key. */
+export type AgentFields = Omit<AgentSpec, 'name'>;
+
+// ---------------------------------------------------------------------------------------------
+// Suggestions
+
+/** Field names people write for ours (other tools' words, old names), by what they should be. */
+const FIELD_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  needs: ['depends_on', 'dependson', 'depends', 'dependencies', 'after', 'requires', 'need'],
+  retries: ['retry', 'max_retries', 'retry_count', 'attempts'],
+  workdir: ['cwd', 'dir', 'directory', 'working_dir', 'working_directory'],
+  env: ['environment', 'vars', 'variables'],
+  capabilities: ['capability', 'caps', 'skills', 'requires_capabilities'],
+  timeout: ['timeout_ms', 'time_limit', 'deadline'],
+  concurrency: ['parallelism', 'max_concurrency', 'instances', 'workers'],
+  command: ['cmd', 'args', 'argv', 'exec'],
+  runtime: ['type', 'kind'],
+  prompt: ['task', 'input', 'instructions', 'message', 'run', 'script'],
+  agent: ['agent_name', 'worker', 'assignee'],
+  agents: ['agent', 'workers'],
+  tasks: ['task', 'jobs', 'steps'],
+  kill_grace: ['grace', 'kill_timeout', 'grace_period'],
+  output_limit: ['max_output', 'output_max', 'log_limit'],
+};
+
+function normalizeName(s: string): string {
+  return s.toLowerCase().replace(/[-_\s]/g, '');
+}
+
+/** Levenshtein edit distance (insertions, deletions, substitutions each cost 1). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const sub = (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      cur.push(Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, sub));
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/**
+ * The candidate a mistyped name most likely meant, if one is close enough: a known alias
+ * (`depends_on` → `needs`), the same name in another case or separator style (`killGrace` →
+ * `kill_grace`), a shared prefix of 4+ characters, or a small edit distance (none for names up to
+ * 2 characters, at most 1 up to 4, 2 up to 8, else 3).
+ *
+ * @param word - what was written
+ * @param candidates - the names that exist
+ * @returns the best candidate, or undefined when none is close
+ */
+export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
+  if (candidates.includes(word)) return undefined;
+  for (const c of candidates) {
+    if (FIELD_ALIASES[c]?.includes(word.toLowerCase())) return c;
+  }
+  const nw = normalizeName(word);
+  const same = candidates.find((c) => normalizeName(c) === nw);
+  if (same !== undefined) return same;
+  let best: string | undefined;
+  let bestScore = Infinity;
+  const limit = nw.length <= 2 ? 0 : nw.length <= 4 ? 1 : nw.length <= 8 ? 2 : 3;
+  for (const c of candidates) {
+    const nc = normalizeName(c);
+    let score = editDistance(nw, nc);
+    const prefix = commonPrefix(nw, nc);
+    if (prefix >= 4 && score > limit) score = limit;
+    if (score <= limit && score < bestScore) {
+      best = c;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+/** `"x"`, `"x" or "y"`, `"x", "y" or "z"`. */
+function quoteList(names: readonly string[]): string {
+  const q = names.map((n) => `"${n}"`);
+  if (q.length <= 1) return q.join('');
+  return `${q.slice(0, -1).join(', ')} or ${q[q.length - 1] ?? ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+/**
+ * A strict object: unknown fields are errors. The message of an `unrecognized_keys` issue has one
+ * line per unknown key, in the issue's `keys` order (a loader splits it to report each key where it
+ * is written), each with a "did you mean" when one is close.
+ *
+ * @param shape - the fields
+ * @param what - what the object is, for messages (`a task`, `an agent`)
+ * @returns a strict zod object schema
+ */
+export function strictFields<S extends z.ZodRawShape>(shape: S, what: string) {
+  const allowed = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === 'unrecognized_keys') {
+        return iss.keys.map((k) => unknownFieldMessage(k, allowed, what)).join('\n');
+      }
+      if (iss.code === 'invalid_type') return `expected ${what} (a map of fields: ${allowed.join(', ')})`;
+      return undefined;
+    },
+  });
+}
+
+/**
+ * The message for one unknown field.
+ *
+ * @param key - the field written
+ * @param allowed - the fields that exist
+ * @param what - what the object is (`a task`)
+ * @returns `unknown field "<key>" in <what>[; did you mean "<field>"?] (fields: …)`
+ */
+export function unknownFieldMessage(key: string, allowed: readonly string[], what: string): string {
+  const guess = didYouMean(key, allowed);
+  const hint = guess === undefined ? '' : `; did you mean "${guess}"?`;
+  return `unknown field "${key}" in ${what}${hint} (fields: ${allowed.join(', ')})`;
+}
+
+/**
+ * The `error` of a record schema: `expected` for a value that is not a map; for a bad key, the key
+ * schema's own message.
+ *
+ * @param expected - what the map should be (`expected a map of agents (name: settings)`)
+ * @returns the error map
+ */
+export function recordError(expected: string): z.core.$ZodErrorMap {
+  return (iss) => {
+    if (iss.code === 'invalid_type') return expected;
+    if (iss.code === 'invalid_key') return iss.issues[0]?.message;
+    return undefined;
+  };
+}
+
+/**
+ * Makes a field optional and lets `null` (a YAML key with nothing after it) count as absent.
+ *
+ * @param schema - the field's schema
+ * @returns a schema whose output is the field's output or `undefined`
+ */
+export function nullAsAbsent<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), schema.optional());
+}
+
+function nameSchema(what: string) {
+  const error = `expected ${what} name (${NAME_RULE})`;
+  return z.string({ error }).regex(NAME_PATTERN, { error });
+}
+
+/** A task key or agent name: {@link NAME_PATTERN}. */
+export const keySchema = nameSchema('a task');
+/** An agent name: {@link NAME_PATTERN}. */
+export const agentNameSchema = nameSchema('an agent');
+
+/** A list of capability names, de-duplicated, order kept. */
+export const capabilitiesSchema = z
+  .array(
+    z
+      .string({ error: 'expected a capability name such as "shell"' })
+      .regex(CAPABILITY_PATTERN, { error: `expected a capability name (${NAME_RULE}; ":" and "/" too)` }),
+    { error: 'expected a list of capability names such as [shell, git]' },
+  )
+  .transform((caps) => [...new Set(caps)]);
+
+/**
+ * An integer in `[min, max]`, with one message for every way it can fail.
+ *
+ * @param expected - what to say it should be (`a positive integer`), without "expected"
+ * @param min - the least value allowed
+ * @param max - the greatest value allowed; none when omitted
+ * @returns the schema
+ */
+export function intSchema(expected: string, min: number, max?: number) {
+  const error = `expected ${expected}`;
+  const s = z.int({ error }).min(min, { error });
+  return max === undefined ? s : s.max(max, { error });
+}
+
+/** A priority: an integer 1 (highest) .. 10 (lowest). */
+export const prioritySchema = intSchema('an integer from 1 (highest) to 10 (lowest)', 1, 10);
+/** Retries after the first attempt: an integer >= 0. */
+export const retriesSchema = intSchema('a whole number of retries, 0 or more', 0);
+
+/**
+ * A duration (see `checkDuration`) converted to ms.
+ *
+ * @param positive - reject 0 (for timeouts: omit the field for none)
+ * @returns a schema that outputs whole ms
+ */
+export function durationSchema(positive: boolean) {
+  return z.union([z.string(), z.number()], { error: `expected ${DURATION_EXPECTED}` }).transform((v, ctx) => {
+    const r = checkDuration(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: r.expected, params: { showFound: true } });
+      return z.NEVER;
+    }
+    if (positive && r.value === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected a duration greater than 0 (leave the field out for no timeout)',
+        params: { showFound: true },
+      });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+}
+
+/** A byte size (see `checkBytes`) converted to bytes. */
+export const bytesSchema = z
+  .union([z.string(), z.number()], { error: `expected ${BYTES_EXPECTED}` })
+  .transform((v, ctx) => {
+    const r = checkBytes(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: r.expected, params: { showFound: true } });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+
+/** Environment variables: names per {@link ENV_NAME_PATTERN}; numbers and booleans become strings. */
+export const envSchema = z.record(
+  z.string().regex(ENV_NAME_PATTERN, {
+    error: 'expected an environment variable name (letters, digits and "_", not starting with a digit)',
+  }),
+  z
+    .union([z.string(), z.number(), z.boolean()], { error: 'expected a string value (quote it: "...")' })
+    .transform((v) => String(v)),
+  { error: recordError('expected a map of environment variables (NAME: value)') },
+);
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+
+const agentShape = {
+  runtime: z
+    .string({ error: 'expected a runtime name such as "process"' })
+    .regex(/^[a-z][a-z0-9_-]*$/, { error: 'expected a runtime name such as "process" (lower case)' })
+    .optional(),
+  command: z
+    .array(z.union([z.string(), z.number()], { error: 'expected a string argument' }).transform(String), {
+      error: 'expected the argv as a list, such as ["sh", "-c", "{prompt}"]',
+    })
+    .min(1, {
+      error: 'expected at least one argument (the program to run), such as ["sh", "-c", "{prompt}"]',
+    })
+    .optional(),
+  capabilities: capabilitiesSchema.optional(),
+  concurrency: intSchema('a positive integer', 1).optional(),
+  env: nullAsAbsent(envSchema),
+  timeout: durationSchema(true).optional(),
+  kill_grace: durationSchema(false).optional(),
+  output_limit: bytesSchema.optional(),
+};
+
+/**
+ * One agent as written in YAML (without its name, which is its key):
+ * `runtime` (default `process`), `command` (argv; required for `process`; `{prompt}`, `{task_id}`,
+ * `{workdir}` are substituted later), `capabilities` (default `[]`), `concurrency` (default 1),
+ * `env`, `timeout` (duration), `kill_grace` (duration, default 5s), `output_limit` (bytes, default
+ * 1 MiB). Outputs {@link AgentFields} with durations in ms and sizes in bytes.
+ */
+export const agentSpecSchema = strictFields(agentShape, 'an agent')
+  .superRefine((a, ctx) => {
+    if ((a.runtime ?? DEFAULT_RUNTIME) === 'process' && a.command === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['command'],
+        message:
+          'required for runtime "process": expected the argv as a list, such as ["sh", "-c", "{prompt}"]',
+      });
+    }
+  })
+  .transform((a): AgentFields => {
+    const out: AgentFields = {
+      runtime: a.runtime ?? DEFAULT_RUNTIME,
+      capabilities: a.capabilities ?? [],
+      concurrency: a.concurrency ?? DEFAULT_AGENT_CONCURRENCY,
+      killGraceMs: a.kill_grace ?? DEFAULT_KILL_GRACE_MS,
+      outputLimitBytes: a.output_limit ?? DEFAULT_OUTPUT_LIMIT_BYTES,
+    };
+    if (a.command !== undefined) out.command = a.command;
+    if (a.env !== undefined) out.env = a.env;
+    if (a.timeout !== undefined) out.timeoutMs = a.timeout;
+    return out;
+  });
+
+/** A map of agents by name; outputs {@link AgentSpec}s with `name` set from the key. */
+export const agentsSchema = z
+  .record(agentNameSchema, agentSpecSchema, {
+    error: recordError('expected a map of agents (name: settings)'),
+  })
+  .transform((agents): Record<string, AgentSpec> =>
+    Object.fromEntries(Object.entries(agents).map(([name, a]) => [name, { name, ...a }])),
+  );
+
+// ---------------------------------------------------------------------------------------------
+// smith.yaml
+
+const defaultsSchema = strictFields(
+  {
+    timeout: durationSchema(true).optional(),
+    retries: retriesSchema.optional(),
+    priority: prioritySchema.optional(),
+  },
+  'the defaults section',
+);
+
+const engineSchema = strictFields(
+  { concurrency: intSchema('a positive integer', 1).optional() },
+  'the engine section',
+);
+
+const storeSchema = strictFields(
+  {
+    synchronous: z
+      .string({ error: 'expected FULL or NORMAL' })
+      .transform((s) => s.toUpperCase())
+      .pipe(z.enum(['FULL', 'NORMAL'], { error: 'expected FULL or NORMAL' }))
+      .optional(),
+  },
+  'the store section',
+);
+
+/**
+ * The whole of `smith.yaml`. Every section is optional and a section left empty counts as absent:
+ * `agents` (map of agents), `defaults` (`timeout`, `retries` default 0, `priority` default 5),
+ * `engine` (`concurrency` default 16), `store` (`synchronous` `FULL` default, or `NORMAL`).
+ * `null` or `undefined` input (an empty file) gives the defaults. Outputs {@link SmithConfig}.
+ */
+export const configSchema = z.preprocess(
+  (v) => (v === null || v === undefined ? {} : v),
+  strictFields(
+    {
+      agents: nullAsAbsent(agentsSchema),
+      defaults: nullAsAbsent(defaultsSchema),
+      engine: nullAsAbsent(engineSchema),
+      store: nullAsAbsent(storeSchema),
+    },
+    'smith.yaml',
+  ).transform((raw): SmithConfig => {
+    const defaults: SmithConfig['defaults'] = {
+      retries: raw.defaults?.retries ?? 0,
+      priority: raw.defaults?.priority ?? DEFAULT_PRIORITY,
+    };
+    if (raw.defaults?.timeout !== undefined) defaults.timeoutMs = raw.defaults.timeout;
+    return {
+      agents: raw.agents ?? {},
+      defaults,
+      engine: { concurrency: raw.engine?.concurrency ?? DEFAULT_ENGINE_CONCURRENCY },
+      store: { synchronous: raw.store?.synchronous ?? 'FULL' },
+    };
+  }),
+);
+
+/**
+ * The config used when there is no `smith.yaml`: no agents, retries 0, priority 5, no default
+ * timeout, engine concurrency 16, store synchronous FULL.
+ *
+ * @returns a fresh object each call
+ */
+export function defaultConfig(): SmithConfig {
+  return configSchema.parse({});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages for issues whose schema gives none
+
+const TYPE_WORDS: Readonly<Record<string, string>> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  object: 'a map',
+  record: 'a map',
+  array: 'a list',
+  map: 'a map',
+};
+
+/**
+ * A zod error map (pass as `safeParse(data, { error: smithErrorMap })`) that words the issues no
+ * schema words itself as "expected …", so a loader can append ", found …".
+ *
+ * @param iss - the raw issue
+ * @returns the message
+ */
+export const smithErrorMap: z.core.$ZodErrorMap = (iss) => {
+  switch (iss.code) {
+    case 'invalid_type':
+      return `expected ${TYPE_WORDS[iss.expected] ?? iss.expected}`;
+    case 'invalid_value':
+      return `expected ${quoteList(iss.values.map(String))}`;
+    case 'too_small':
+      return iss.origin === 'string'
+        ? 'expected a non-empty string'
+        : iss.origin === 'array'
+          ? `expected at least ${String(iss.minimum)} item(s)`
+          : `expected a number >= ${String(iss.minimum)}`;
+    case 'too_big':
+      return iss.origin === 'array'
+        ? `expected at most ${String(iss.maximum)} item(s)`
+        : `expected a number <= ${String(iss.maximum)}`;
+    case 'invalid_format':
+      return iss.pattern === undefined ? `expected a ${iss.format}` : `expected text matching ${iss.pattern}`;
+    case 'invalid_key':
+      return `invalid key: ${iss.issues[0]?.message ?? 'not allowed here'}`;
+    case 'unrecognized_keys':
+      return iss.keys.map((k) => `unknown field "${k}"`).join('\n');
+    default:
+      return undefined;
+  }
+};
