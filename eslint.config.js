@@ -18,6 +18,8 @@ export default tseslint.config(
         clearImmediate: 'readonly',
         Buffer: 'readonly',
         URL: 'readonly',
+        performance: 'readonly',
+        global: 'readonly',
       },
     },
     rules: {

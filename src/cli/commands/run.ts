@@ -56,12 +56,12 @@ interface Session {
 /** Open the home, take the engine lease (recovering what a dead owner left), start an engine. */
 async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: number): Promise<Session> {
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
-  let engine: Engine | undefined;
+  const late: { engine?: Engine } = {};
   let ownership: Ownership;
   try {
     ownership = await Ownership.acquire(store, ctx.home, (err) => {
       process.stderr.write(`smith: ${err.message}; stopping\n`);
-      void engine?.close({ force: true });
+      void late.engine?.close({ force: true });
     });
   } catch (err) {
     await store.close();
@@ -73,7 +73,7 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
       `smith: recovered this home after an unclean stop: ${r.lostAttempts} attempt(s) lost and requeued, ${r.killed} leftover process(es) ended\n`,
     );
   }
-  engine = new Engine({
+  const engine = new Engine({
     store,
     runtimes: [new ProcessRuntime(), new FunctionRuntime()],
     agents,
@@ -81,6 +81,7 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
     owner: ownership.owner,
     concurrency: concurrency ?? ctx.config.engine.concurrency,
   });
+  late.engine = engine;
   const session: Session = { store, engine, ownership, stopRequests: () => undefined, interrupted: false };
   session.stopRequests = serveRequests(store, engine);
   return session;
