@@ -193,11 +193,11 @@ describe('ProcessRuntime: stdout protocol and outcome', () => {
     expect(outcome.output).toBe(text.join('\n'));
   });
 
-  it('without a result line, the output is stdout (CRLF and a last line without newline included)', async () => {
+  it('without a result line, the output is stdout lines (CRLF and a last line without newline included)', async () => {
     const { handle, events } = run(['printf', 'first\\r\\nsecond\\nlast']);
     const outcome = await handle.done;
     expect(outcome.status).toBe('succeeded');
-    expect(outcome.output).toBe('first\r\nsecond\nlast');
+    expect(outcome.output).toBe('first\nsecond\nlast');
     expect(logLines(events, 'stdout')).toEqual(['first', 'second', 'last']);
   });
 
@@ -264,7 +264,8 @@ describe('ProcessRuntime: stdout protocol and outcome', () => {
     );
     const outcome = await handle.done;
     expect(outcome.status).toBe('succeeded');
-    expect(outcome.output).toBe('one\n{"type":"progress","pct":5}\nthree');
+    // event lines are events, not output
+    expect(outcome.output).toBe('one\nthree');
     expect(events).toHaveLength(4);
   });
 

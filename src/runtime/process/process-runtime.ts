@@ -402,6 +402,9 @@ class ProcessAttempt {
     }
   }
 
+  /** Kept stdout lines that were not events (bounded by the kept budget). */
+  private readonly plainStdout: string[] = [];
+
   private onStdoutLine(line: CapturedLine): void {
     if (line.truncatedBytes === 0 && mayBeJsonObject(line.bytes)) {
       const parsed = parseAgentLine(line.bytes.toString('utf8'));
@@ -417,6 +420,8 @@ class ProcessAttempt {
     }
     if (line.keptLength > 0) {
       const text = sanitizeLine(line.bytes.subarray(0, line.keptLength).toString('utf8'));
+      // the output (without a result line) is stdout less the event lines
+      this.plainStdout.push(text);
       this.emit({ type: 'log', stream: 'stdout', line: text });
     }
   }
@@ -465,7 +470,7 @@ class ProcessAttempt {
       }
     }
 
-    const output = this.result !== null ? this.result.output : cleanOutput(this.stdout.keptText(), true);
+    const output = this.result !== null ? this.result.output : cleanOutput(this.plainStdout.join('\n'), true);
     let status: AttemptOutcome['status'];
     let error: string | undefined;
     if (this.spawnError !== null) {
