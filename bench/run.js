@@ -95,6 +95,7 @@ async function bareSpawns(n, parallel) {
       next++;
       await new Promise((resolve, reject) => {
         const c = spawn('/bin/true', [], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+        c.stdin.on('error', () => {});
         c.stdin.end('{}\n');
         c.stdout.resume();
         c.stderr.resume();

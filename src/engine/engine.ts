@@ -626,7 +626,9 @@ export class Engine {
   private async runAttempt(l: Live, run: RunningAttempt): Promise<void> {
     const t = l.task;
     const agent = run.agent;
-    const ok = await this.transition(l, 'running', {
+    // The attempt is recorded in the same tick as the process starts, not before: a crash in between
+    // leaves the task queued, and recovery ends the process by the SMITH_HOME marker it carries.
+    const recorded = this.transition(l, 'running', {
       actor: 'engine',
       expectEpoch: t.epoch,
       set: { attempts: run.number, epoch: run.epoch, assignedAgent: agent.spec.name, startedAt: t.startedAt ?? run.startedAt },
@@ -655,13 +657,9 @@ export class Engine {
         },
       ],
     });
-    if (!ok) {
-      this.release(run);
-      l.run = undefined;
-      return;
-    }
     let outcome: AttemptOutcome;
     if (run.stop) {
+      if (!(await recorded)) return this.unrecorded(l, run);
       outcome = { status: 'canceled', exitCode: null, signal: null, output: '', error: run.stop.reason, ...ZERO_OUTCOME_FIELDS };
     } else {
       const input = await this.buildInput(t, run.number);
@@ -697,9 +695,20 @@ export class Engine {
       if (handle.pid !== null) {
         this.commit([{ op: 'updateAttempt', id: run.id, set: { pid: handle.pid } }]).catch((err) => this.fatal(err));
       }
+      if (!(await recorded)) {
+        // someone else changed the task meanwhile: this attempt must not run
+        handle.cancel('the attempt could not be recorded: the task changed');
+        await handle.done;
+        return this.unrecorded(l, run);
+      }
       outcome = await handle.done;
     }
     await this.onOutcome(l, run, outcome);
+  }
+
+  private unrecorded(l: Live, run: RunningAttempt): void {
+    this.release(run);
+    if (l.run === run) l.run = undefined;
   }
 
   private async buildInput(t: Task, attempt: number): Promise<TaskInput> {

@@ -266,3 +266,60 @@ export async function killProcessTree(pids: number[], graceMs: number): Promise<
   for (const t of left) signalTarget(t, 'SIGKILL');
   await waitGone(left, AFTER_KILL_WAIT_MS);
 }
+
+/** Whether any process (zombies included) is in process group `pgid`: one kill(2) probe. */
+export function groupExists(pgid: number): boolean {
+  if (!Number.isInteger(pgid) || pgid < 2) return false;
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** How long after an attempt ends the reaper looks for its escaped processes, in ms. */
+export const REAP_INTERVAL_MS = 200;
+const reapQueue = new Map<string, { name: string; value: string; passes: number }>();
+let reapTimer: NodeJS.Timeout | null = null;
+
+/**
+ * Ask for processes carrying `name=value` in their environment (an attempt's processes that left
+ * its process group, e.g. with setsid) to be SIGKILLed in the background. Markers that arrive
+ * together share one pass over `/proc` every {@link REAP_INTERVAL_MS}; each marker gets two passes.
+ * One scan of `/proc` costs a few ms, so this keeps it off the path of every attempt.
+ *
+ * @param name - variable name, e.g. `SMITH_ATTEMPT_ID`
+ * @param value - its exact value
+ */
+export function reapEscapees(name: string, value: string): void {
+  if (!HAS_PROC || value === '') return;
+  reapQueue.set(`${name}=${value}`, { name, value, passes: 2 });
+  if (reapTimer === null) {
+    reapTimer = setTimeout(reapPass, REAP_INTERVAL_MS);
+    reapTimer.unref();
+  }
+}
+
+function reapPass(): void {
+  reapTimer = null;
+  const needles = [...reapQueue.entries()].map(([key]) => Buffer.from(`${key}\0`));
+  for (const pid of procPids()) {
+    if (pid === process.pid) continue;
+    let environ: Buffer;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`);
+    } catch {
+      continue;
+    }
+    if (needles.some((n) => hasEntry(environ, n))) signalProcess(pid, 'SIGKILL');
+  }
+  for (const [key, entry] of reapQueue) {
+    entry.passes--;
+    if (entry.passes <= 0) reapQueue.delete(key);
+  }
+  if (reapQueue.size > 0) {
+    reapTimer = setTimeout(reapPass, REAP_INTERVAL_MS);
+    reapTimer.unref();
+  }
+}

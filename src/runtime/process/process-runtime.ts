@@ -17,7 +17,14 @@ import { mayBeJsonObject, parseAgentLine, sanitizeLine } from './agent-line.js';
 import { buildArgv, resolveExecutable } from './command.js';
 import { DEFAULT_OUTPUT_LIMIT_BYTES, OutputCapture, TailBuffer } from './output-capture.js';
 import type { CapturedLine } from './output-capture.js';
-import { findProcessesByEnv, signalGroup, signalProcess, waitUntilGone } from './process-group.js';
+import {
+  findProcessesByEnv,
+  groupExists,
+  reapEscapees,
+  signalGroup,
+  signalProcess,
+  waitUntilGone,
+} from './process-group.js';
 
 /** Default ms between SIGTERM and SIGKILL, as documented on `AgentSpec.killGraceMs`. */
 export const DEFAULT_KILL_GRACE_MS = 5000;
@@ -355,7 +362,7 @@ class ProcessAttempt {
     this.clearTimer('timeoutTimer');
     this.clearTimer('killTimer');
     // No orphans: whatever is left of the group goes with its leader.
-    if (this.pid !== null) signalGroup(this.pid, 'SIGKILL');
+    if (this.pid !== null && groupExists(this.pid)) signalGroup(this.pid, 'SIGKILL');
     if (this.maybeFinish()) return;
     this.drainTimer = setTimeout(() => {
       // Something still holds the pipes: a process that left the group (setsid).
@@ -449,10 +456,17 @@ class ProcessAttempt {
       this.resolveOutcome();
       return;
     }
+    // Processes that left the group without holding our pipes are found in the background.
+    const marker = this.ctx.env.SMITH_ATTEMPT_ID;
+    if (marker) reapEscapees('SMITH_ATTEMPT_ID', marker);
+    if (!groupExists(pid)) {
+      // the usual case: the group ended with its leader; nothing to wait for
+      this.resolveOutcome();
+      return;
+    }
     signalGroup(pid, 'SIGKILL');
-    const escapees = this.killEscapees();
     // A signal is delivered asynchronously: wait (bounded) until they are really gone.
-    void waitUntilGone(escapees, [pid], GONE_WAIT_MS, GONE_POLL_MS).then(
+    void waitUntilGone([], [pid], GONE_WAIT_MS, GONE_POLL_MS).then(
       () => this.resolveOutcome(),
       () => this.resolveOutcome(),
     );
