@@ -43,7 +43,8 @@ export const TASK_STATES: readonly TaskState[] = [
 /** The task transition table: `from -> allowed next states`. */
 export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   pending: ['queued', 'paused', 'canceled'],
-  queued: ['running', 'paused', 'canceled', 'pending'],
+  // failed: no agent can ever take it (its agents are in error)
+  queued: ['running', 'paused', 'canceled', 'pending', 'failed'],
   running: ['judging', 'completed', 'failed', 'queued', 'paused', 'canceled'],
   // an attempt may end while its task is paused (killed from outside, or it finished as it was stopped)
   paused: ['queued', 'pending', 'running', 'completed', 'failed', 'canceled'],

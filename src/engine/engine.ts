@@ -23,6 +23,7 @@ import type { AgentSpec, Json, Task, TaskEventType, Workflow, WorkflowSpec } fro
 import { DEFAULT_PRIORITY } from '../core/types.js';
 import type { AgentRuntime, AttemptHandle, AttemptOutcome, RuntimeEvent, TaskInput } from '../runtime/types.js';
 import type { Op, Store } from '../store/store.js';
+import { Supervisor, type Child, type ChildSpec, type ExitReason } from '../runtime/supervisor/index.js';
 import { ReadyQueue } from './queue.js';
 
 /** Typed engine events (namespaced keys). */
@@ -64,10 +65,16 @@ interface AgentSlot {
   spec: AgentSpec;
   runtime: AgentRuntime;
   running: number;
+  /** Idle instances, ready for an attempt. */
   free: number[];
   instances: InstanceState[];
+  restarts: number[];
   dirty: Set<number>;
+  /** Why the agent cannot run (its supervisor gave up), or null. */
   error: string | null;
+  supervisor: Supervisor | null;
+  /** Crash instance i (its supervisor restarts it). */
+  crash: ((err: unknown) => void)[];
 }
 
 interface Group {
@@ -156,6 +163,8 @@ export class Engine {
   private readonly running = new Set<RunningAttempt>();
   private instanceTimer: NodeJS.Timeout | undefined;
   private fatalError: unknown;
+  private started = false;
+  private pendingStarts: Promise<void>[] = [];
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -212,13 +221,103 @@ export class Engine {
       spec,
       runtime,
       running: 0,
-      free: Array.from({ length: n }, (_, i) => n - 1 - i),
+      free: [],
       instances: Array.from({ length: n }, () => 'initializing' as InstanceState),
+      restarts: Array.from({ length: n }, () => 0),
       dirty: new Set(Array.from({ length: n }, (_, i) => i)),
       error: null,
+      supervisor: null,
+      crash: [],
     };
     this.agents.set(spec.name, slot);
     this.groups.clear(); // routing is recomputed lazily
+    if (this.started) this.pendingStarts.push(this.startAgent(slot));
+  }
+
+  /**
+   * Supervise an agent's instances: one child per instance (OTP one_for_one, intensity 3 in 10 s).
+   * An instance starts by checking its runtime (`initializing -> idle`); a runtime failure crashes it
+   * (`error`) and its supervisor restarts it with backoff. When the supervisor gives up, the agent is
+   * in error and takes no more tasks.
+   */
+  private async startAgent(slot: AgentSlot): Promise<void> {
+    const children: ChildSpec[] = slot.instances.map((_, i) => this.instanceChild(slot, i));
+    const sup = new Supervisor(children, {
+      name: `agent:${slot.spec.name}`,
+      strategy: 'one_for_one',
+      intensity: 3,
+      periodMs: 10_000,
+      backoff: { baseMs: 200, maxMs: 5000, jitter: 'full' },
+    });
+    slot.supervisor = sup;
+    sup.on('child:restart', ({ id, count }) => {
+      const i = Number(id);
+      slot.restarts[i] = count;
+      slot.dirty.add(i);
+    });
+    try {
+      await sup.start();
+      slot.error = null;
+    } catch (err) {
+      this.agentFailed(slot, err);
+      return;
+    }
+    void sup.done.then((r) => {
+      if (r.kind === 'error') this.agentFailed(slot, r.error);
+    });
+  }
+
+  private instanceChild(slot: AgentSlot, i: number): ChildSpec {
+    return {
+      id: String(i),
+      restart: 'permanent',
+      shutdownMs: 2000,
+      start: async (): Promise<Child> => {
+        this.setInstance(slot, i, 'initializing');
+        try {
+          await slot.runtime.check?.(slot.spec);
+        } catch (err) {
+          this.setInstance(slot, i, 'error');
+          throw err;
+        }
+        let finish: (r: ExitReason) => void = () => undefined;
+        const done = new Promise<ExitReason>((r) => (finish = r));
+        slot.crash[i] = (err) => {
+          this.takeFree(slot, i);
+          this.setInstance(slot, i, 'error');
+          finish({ kind: 'error', error: err });
+        };
+        this.setInstance(slot, i, 'idle');
+        slot.free.push(i);
+        this.scheduleDispatch();
+        return {
+          done,
+          stop: () => {
+            this.takeFree(slot, i);
+            this.setInstance(slot, i, 'stopping');
+            finish({ kind: 'shutdown' });
+            this.setInstance(slot, i, 'terminated');
+            return Promise.resolve();
+          },
+        };
+      },
+    };
+  }
+
+  private takeFree(slot: AgentSlot, i: number): void {
+    const at = slot.free.indexOf(i);
+    if (at !== -1) slot.free.splice(at, 1);
+  }
+
+  private agentFailed(slot: AgentSlot, err: unknown): void {
+    let e: unknown = err;
+    while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+    slot.error = e instanceof Error ? e.message : String(e);
+    slot.free = [];
+    for (let i = 0; i < slot.instances.length; i++) {
+      if (slot.instances[i] !== 'busy') this.setInstance(slot, i, 'error');
+    }
+    this.scheduleDispatch();
   }
 
   /** The agent definitions this engine knows. */
@@ -231,22 +330,21 @@ export class Engine {
    * work. Instances move `initializing -> idle`, or `error` when their check fails.
    */
   async start(): Promise<void> {
+    this.started = true;
     const ops: Op[] = [];
-    for (const slot of this.agents.values()) {
-      ops.push({ op: 'upsertAgent', spec: slot.spec });
-      try {
-        await slot.runtime.check?.(slot.spec);
-        slot.error = null;
-        for (let i = 0; i < slot.instances.length; i++) this.setInstance(slot, i, 'idle');
-      } catch (err) {
-        slot.error = (err as Error).message;
-        for (let i = 0; i < slot.instances.length; i++) this.setInstance(slot, i, 'error');
-      }
-    }
+    for (const slot of this.agents.values()) ops.push({ op: 'upsertAgent', spec: slot.spec });
+    await Promise.all([...this.agents.values()].map((slot) => this.startAgent(slot)));
     await this.commit(ops);
     this.flushInstances();
     this.instanceTimer = setInterval(() => this.flushInstances(), 1000);
     this.instanceTimer.unref();
+  }
+
+  /** Resolve once agents added after start() have started their instances. */
+  async agentsStarted(): Promise<void> {
+    const starts = this.pendingStarts;
+    this.pendingStarts = [];
+    await Promise.all(starts);
   }
 
   /** Problems found by the agents' checks (agent name -> message). */
@@ -268,7 +366,13 @@ export class Engine {
     const ops: Op[] = [];
     for (const slot of this.agents.values()) {
       for (const i of slot.dirty) {
-        ops.push({ op: 'setInstance', agent: slot.spec.name, index: i, state: slot.instances[i]! });
+        ops.push({
+          op: 'setInstance',
+          agent: slot.spec.name,
+          index: i,
+          state: slot.instances[i]!,
+          restarts: slot.restarts[i] ?? 0,
+        });
       }
       slot.dirty.clear();
     }
@@ -301,6 +405,7 @@ export class Engine {
    */
   async submitWorkflow(spec: WorkflowSpec, actor = 'cli'): Promise<Workflow> {
     for (const a of Object.values(spec.agents)) if (!this.agents.has(a.name)) this.addAgent(a);
+    await this.agentsStarted();
     const now = Date.now();
     const wfId = newId('workflow');
     const workflow: Workflow = {
@@ -464,6 +569,7 @@ export class Engine {
     if (!workflow) throw new SmithError('WORKFLOW_NOT_FOUND', `workflow ${id} not found`);
     const spec = (await this.store.getWorkflowSpec(id)) as unknown as WorkflowSpec | undefined;
     if (spec) for (const a of Object.values(spec.agents ?? {})) if (!this.agents.has(a.name)) this.addAgent(a);
+    await this.agentsStarted();
     const all = await this.store.listTasks({ workflowId: id });
     const byId = new Map(all.map((t) => [t.id, t]));
     const ops: Op[] = [];
@@ -572,7 +678,7 @@ export class Engine {
           if (l) void this.failUnroutable(l, g);
           continue;
         }
-        if (!g.agents.some((a) => a.error === null && a.running < a.spec.concurrency)) continue;
+        if (!g.agents.some((a) => a.error === null && a.free.length > 0)) continue;
         if (!bestHead || h.priority < bestHead.priority || (h.priority === bestHead.priority && h.seq < bestHead.seq)) {
           best = g;
           bestHead = h;
@@ -584,7 +690,7 @@ export class Engine {
       if (!l || l.task.state !== 'queued') continue;
       let agent: AgentSlot | undefined;
       for (const a of best.agents) {
-        if (a.error !== null || a.running >= a.spec.concurrency) continue;
+        if (a.error !== null || a.free.length === 0) continue;
         if (!agent || a.running / a.spec.concurrency < agent.running / agent.spec.concurrency) agent = a;
       }
       this.startAttempt(l, agent!);
@@ -605,7 +711,7 @@ export class Engine {
   private startAttempt(l: Live, agent: AgentSlot): void {
     const t = l.task;
     const now = Date.now();
-    const instance = agent.free.pop() ?? 0;
+    const instance = agent.free.pop()!;
     const run: RunningAttempt = {
       id: newId('attempt'),
       number: t.attempts + 1,
@@ -760,12 +866,17 @@ export class Engine {
     if (!this.running.delete(run)) return;
     this.permitsFree++;
     run.agent.running--;
-    run.agent.free.push(run.instance);
-    this.setInstance(run.agent, run.instance, 'idle');
+    const state = run.agent.instances[run.instance];
+    if ((state === 'busy' || state === 'paused') && run.agent.error === null) {
+      run.agent.free.push(run.instance);
+      this.setInstance(run.agent, run.instance, 'idle');
+    }
     this.scheduleDispatch();
   }
 
   private async onOutcome(l: Live, run: RunningAttempt, o: AttemptOutcome): Promise<void> {
+    // the runtime itself failed (could not spawn): the instance is faulty; its supervisor restarts it
+    if (o.runtimeError) run.agent.crash[run.instance]?.(new Error(o.error ?? 'runtime error'));
     this.release(run);
     const t = l.task;
     const now = Date.now();
@@ -1116,6 +1227,8 @@ export class Engine {
         r.handle?.cancel('smith is shutting down');
       }
       await Promise.all(runs.map((r) => r.done));
+      await this.agentsStarted().catch(() => undefined);
+      await Promise.all([...this.agents.values()].map((slot) => slot.supervisor?.stop()));
       for (const slot of this.agents.values()) {
         for (let i = 0; i < slot.instances.length; i++) this.setInstance(slot, i, 'terminated');
       }

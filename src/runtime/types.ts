@@ -59,6 +59,11 @@ export interface AttemptOutcome {
   droppedBytes: number;
   /** The kept stderr tail (for messages). */
   stderr: string;
+  /**
+   * True when the runtime itself could not run the attempt (the command could not be spawned):
+   * the agent instance is faulty, not just the task. Its supervisor restarts the instance.
+   */
+  runtimeError?: boolean;
 }
 
 /** A running attempt. */

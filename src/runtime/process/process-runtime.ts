@@ -519,6 +519,7 @@ class ProcessAttempt {
       stderr: cleanOutput(this.stderrTail.text(), false),
     };
     if (error !== undefined) outcome.error = error;
+    if (this.spawnError !== null) outcome.runtimeError = true;
     this.resolveDone(outcome);
   }
 }
