@@ -4,7 +4,7 @@
  */
 export { Engine } from './engine/engine.js';
 export type { EngineEventMap, EngineOptions, SubmitTaskInput } from './engine/engine.js';
-export { Ownership, openHomeStore, resolveHome, serveRequests, storeFile } from './engine/home.js';
+export { Ownership, openHomeStore, resolveHome, serveRequestsOnce, startEngineServices, storeFile } from './engine/home.js';
 export { recover } from './engine/recovery.js';
 export type { RecoveryReport } from './engine/recovery.js';
 export { ReadyQueue } from './engine/queue.js';

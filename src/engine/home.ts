@@ -11,7 +11,9 @@ import { newId } from '../core/ids.js';
 import { isAlive } from '../runtime/process/index.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Lease, Store } from '../store/store.js';
+import { Supervisor } from '../runtime/supervisor/index.js';
 import type { Engine } from './engine.js';
+import { intervalService } from './services.js';
 import { recover, type RecoveryReport } from './recovery.js';
 
 /** Default lease time-to-live: 15 s; renewed every 5 s. */
@@ -66,25 +68,30 @@ export async function ownerIsAlive(store: Store): Promise<Lease | undefined> {
 }
 
 /**
- * The engine lease of a home, held by this process: heartbeat, loss detection, release.
+ * The engine lease of a home, held by this process. Its heartbeat runs as a supervised service
+ * (see {@link engineServices}).
  */
 export class Ownership {
   readonly owner: string;
   /** What recovery found when the lease was taken. */
   readonly recovery: RecoveryReport;
   private readonly store: Store;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly ttlMs: number;
+  private readonly onLost: (err: Error) => void;
   private released = false;
 
-  private constructor(store: Store, owner: string, recovery: RecoveryReport) {
+  private constructor(store: Store, owner: string, recovery: RecoveryReport, ttlMs: number, onLost: (err: Error) => void) {
     this.store = store;
     this.owner = owner;
     this.recovery = recovery;
+    this.ttlMs = ttlMs;
+    this.onLost = onLost;
   }
 
   /**
    * Take the engine lease of `home` and recover what an earlier owner left.
    * @param onLost - called if the lease is taken by another process (this one must stop)
+   * @param ttlMs - lease time-to-live (default {@link LEASE_TTL_MS}); renew every third of it
    * @throws SmithError LEASE_HELD when a live process owns it
    */
   static async acquire(
@@ -96,59 +103,75 @@ export class Ownership {
     const owner = newId('owner');
     await store.acquireLease(owner, ttlMs, holderIsGone);
     const report = await recover(store, { owner, home });
-    const o = new Ownership(store, owner, report);
-    o.timer = setInterval(() => {
-      store.renewLease(owner, ttlMs).then(
-        (ok) => {
-          if (!ok && !o.released) onLost(new Error('another smith process took over the engine lease of this home'));
-        },
-        (err: Error) => onLost(err),
-      );
-    }, Math.max(100, Math.floor(ttlMs / 3)));
-    o.timer.unref();
-    return o;
+    return new Ownership(store, owner, report, ttlMs, onLost);
+  }
+
+  /** ms between heartbeats. */
+  get heartbeatMs(): number {
+    return Math.max(100, Math.floor(this.ttlMs / 3));
+  }
+
+  /**
+   * Renew the lease once. A lease taken by another process calls `onLost`; a store error throws
+   * (the service crashes and its supervisor retries).
+   */
+  async heartbeat(): Promise<void> {
+    if (this.released) return;
+    const ok = await this.store.renewLease(this.owner, this.ttlMs);
+    if (!ok && !this.released) this.onLost(new Error('another smith process took over the engine lease of this home'));
   }
 
   /** Give the lease up (after the engine closed). Safe to call twice. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    if (this.timer) clearInterval(this.timer);
     await this.store.releaseLease(this.owner);
   }
 }
 
 /**
- * Serve requests that other processes wrote to the store (cancel, pause, resume, retry), polling
- * every `intervalMs` (default 200 ms). Returns a stop function.
+ * Serve, once, the requests other processes wrote to the store (cancel, pause, resume, retry).
+ * @throws when the store cannot be read (the service crashes and is restarted)
  */
-export function serveRequests(store: Store, engine: Engine, intervalMs = 200): () => void {
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    void (async () => {
-      try {
-        for (const r of await store.pendingRequests()) {
-          let result = 'ok';
-          try {
-            if (r.action === 'cancel') await engine.cancel(r.taskId, r.actor);
-            else if (r.action === 'pause') await engine.pause(r.taskId, r.actor);
-            else if (r.action === 'resume') await engine.resumeTask(r.taskId, r.actor);
-            else if (r.action === 'retry') await engine.retry(r.taskId, r.actor);
-            else result = `unknown request ${r.action}`;
-          } catch (err) {
-            result = `error: ${(err as Error).message}`;
-          }
-          await store.commit([{ op: 'requestDone', id: r.id, result }]);
-        }
-      } catch {
-        // the store is closing; the next owner serves what is left
-      } finally {
-        busy = false;
-      }
-    })();
-  }, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+export async function serveRequestsOnce(store: Store, engine: Engine): Promise<void> {
+  for (const r of await store.pendingRequests()) {
+    let result = 'ok';
+    try {
+      if (r.action === 'cancel') await engine.cancel(r.taskId, r.actor);
+      else if (r.action === 'pause') await engine.pause(r.taskId, r.actor);
+      else if (r.action === 'resume') await engine.resumeTask(r.taskId, r.actor);
+      else if (r.action === 'retry') await engine.retry(r.taskId, r.actor);
+      else result = `unknown request ${r.action}`;
+    } catch (err) {
+      result = `error: ${(err as Error).message}`;
+    }
+    await store.commit([{ op: 'requestDone', id: r.id, result }]);
+  }
+}
+
+/**
+ * The engine's own services under one supervisor (OTP one_for_one, intensity 5 in 30 s): the lease
+ * heartbeat and the request server. Past the intensity the supervisor escalates: `onFail` is called
+ * and the caller must stop the engine.
+ * @returns the started supervisor (stop it before closing the store)
+ */
+export async function startEngineServices(
+  store: Store,
+  ownership: Ownership,
+  engine: Engine,
+  onFail: (err: unknown) => void,
+  requestIntervalMs = 200,
+): Promise<Supervisor> {
+  const sup = new Supervisor(
+    [
+      intervalService('lease-heartbeat', ownership.heartbeatMs, () => ownership.heartbeat()),
+      intervalService('requests', requestIntervalMs, () => serveRequestsOnce(store, engine)),
+    ],
+    { name: 'smith-services', strategy: 'one_for_one', intensity: 5, periodMs: 30_000 },
+  );
+  await sup.start();
+  void sup.done.then((r) => {
+    if (r.kind === 'error') onFail(r.error);
+  });
+  return sup;
 }

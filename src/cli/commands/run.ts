@@ -9,7 +9,7 @@ import { parseDuration } from '../../core/schema/index.js';
 import type { AgentSpec, Task, Workflow, WorkflowSpec } from '../../core/types.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
 import { Engine } from '../../engine/engine.js';
-import { openHomeStore, Ownership, serveRequests } from '../../engine/home.js';
+import { openHomeStore, Ownership, startEngineServices } from '../../engine/home.js';
 import { loadWorkflow } from '../../engine/loader/index.js';
 import { verifyAuditChain } from '../../provenance/verify.js';
 import { FunctionRuntime } from '../../runtime/function/function-runtime.js';
@@ -49,7 +49,7 @@ interface Session {
   store: Store;
   engine: Engine;
   ownership: Ownership;
-  stopRequests: () => void;
+  stopServices: () => Promise<void>;
   interrupted: boolean;
 }
 
@@ -82,14 +82,16 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
     concurrency: concurrency ?? ctx.config.engine.concurrency,
   });
   late.engine = engine;
-  const session: Session = { store, engine, ownership, stopRequests: () => undefined, interrupted: false };
-  session.stopRequests = serveRequests(store, engine);
-  return session;
+  const services = await startEngineServices(store, ownership, engine, (err) => {
+    process.stderr.write(`smith: the engine's services failed (${(err as Error).message}); stopping\n`);
+    void engine.close({ force: true });
+  });
+  return { store, engine, ownership, stopServices: () => services.stop(), interrupted: false };
 }
 
 async function closeSession(s: Session): Promise<void> {
-  s.stopRequests();
   await s.engine.close();
+  await s.stopServices();
   await s.ownership.release().catch(() => undefined);
   await s.store.close();
 }
