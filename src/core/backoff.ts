@@ -23,7 +23,11 @@ export interface BackoffOptions {
  * @param options - see {@link BackoffOptions}
  * @param random - a source of uniform numbers in [0, 1) (default `Math.random`)
  */
-export function backoffDelay(n: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
+export function backoffDelay(
+  n: number,
+  options: BackoffOptions = {},
+  random: () => number = Math.random,
+): number {
   const base = options.baseMs ?? 1000;
   const max = options.maxMs ?? 60_000;
   const factor = options.factor ?? 2;

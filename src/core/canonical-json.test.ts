@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type AuditBody, auditHash, canonicalAuditBody, canonicalize, GENESIS_HASH } from './canonical-json.js';
+import {
+  type AuditBody,
+  auditHash,
+  canonicalAuditBody,
+  canonicalize,
+  GENESIS_HASH,
+} from './canonical-json.js';
 
 describe('canonical JSON (RFC 8785)', () => {
   it('sorts keys and drops whitespace', () => {
@@ -33,7 +39,15 @@ describe('canonical JSON (RFC 8785)', () => {
   });
 
   it('hashes change when any covered field changes', () => {
-    const body = { seq: 1, time: 5, actor: 'a', action: 'x', subject: 's', data: { k: 1 }, prev_hash: GENESIS_HASH };
+    const body = {
+      seq: 1,
+      time: 5,
+      actor: 'a',
+      action: 'x',
+      subject: 's',
+      data: { k: 1 },
+      prev_hash: GENESIS_HASH,
+    };
     const h = auditHash(body);
     expect(h).toMatch(/^[0-9a-f]{64}$/);
     expect(auditHash({ ...body, data: { k: 2 } })).not.toBe(h);

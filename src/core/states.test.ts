@@ -21,7 +21,8 @@ describe('task state machine', () => {
   });
 
   it('lets a person retry failed, rejected and canceled tasks', () => {
-    for (const from of ['failed', 'rejected', 'canceled'] as const) expect(canTransitionTask(from, 'queued')).toBe(true);
+    for (const from of ['failed', 'rejected', 'canceled'] as const)
+      expect(canTransitionTask(from, 'queued')).toBe(true);
   });
 
   it('retries go running -> queued; a queued task cannot complete without running', () => {
@@ -35,12 +36,19 @@ describe('task state machine', () => {
       expect(TASK_STATES).toContain(from);
       for (const to of tos) expect(TASK_STATES).toContain(to);
     }
-    expect(TASK_STATES.filter(isTerminalTaskState).sort()).toEqual(['canceled', 'completed', 'failed', 'rejected']);
+    expect(TASK_STATES.filter(isTerminalTaskState).sort()).toEqual([
+      'canceled',
+      'completed',
+      'failed',
+      'rejected',
+    ]);
   });
 
   it('assertTaskTransition names the task and both states', () => {
     expect(() => assertTaskTransition('t_1', 'completed', 'running')).toThrow(InvalidTransitionError);
-    expect(() => assertTaskTransition('t_1', 'completed', 'running')).toThrow('task t_1 cannot go from completed to running');
+    expect(() => assertTaskTransition('t_1', 'completed', 'running')).toThrow(
+      'task t_1 cannot go from completed to running',
+    );
   });
 });
 

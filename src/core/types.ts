@@ -38,6 +38,13 @@ export interface AgentSpec {
   outputLimitBytes?: number;
 }
 
+/**
+ * When a task with `needs` may run, after Airflow's trigger rules: `all_success` (default) when all
+ * of its needs completed (a need that failed cancels it); `all_done` when all of them ended,
+ * whatever their state (for reports and clean-ups that fan in).
+ */
+export type TaskTrigger = 'all_success' | 'all_done';
+
 /** One task of a workflow, as written in YAML (after validation and defaults). */
 export interface TaskSpec {
   /** The task's name in the workflow (`count`, `test`). */
@@ -60,6 +67,8 @@ export interface TaskSpec {
   workdir?: string;
   /** Extra environment for this task's processes. */
   env?: Record<string, string>;
+  /** When it may run given its needs' states. Default `all_success`. */
+  trigger?: TaskTrigger;
 }
 
 /** A validated workflow, ready to submit. */
@@ -89,6 +98,8 @@ export interface Task {
   prompt: string;
   /** Ids of the tasks this one needs. */
   needs: string[];
+  /** When it may run given its needs' states. */
+  trigger: TaskTrigger;
   priority: Priority;
   state: TaskState;
   /** Attempts started so far. */

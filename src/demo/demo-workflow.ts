@@ -86,6 +86,8 @@ export function buildDemoWorkflow(opts: DemoWorkflowOptions): WorkflowSpec {
       agent: 'report',
       prompt: 'Write the report from the inventory, the test run and the placeholder scan.',
       needs: ['inventory', 'tests', 'placeholders'],
+      // the report fans in whatever happened, failed tests included
+      trigger: 'all_done',
       timeoutMs: DEMO_TASK_TIMEOUT_MS,
       retries: 1,
       priority: 5,

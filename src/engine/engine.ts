@@ -21,7 +21,13 @@ import {
 } from '../core/states.js';
 import type { AgentSpec, Json, Task, TaskEventType, Workflow, WorkflowSpec } from '../core/types.js';
 import { DEFAULT_PRIORITY } from '../core/types.js';
-import type { AgentRuntime, AttemptHandle, AttemptOutcome, RuntimeEvent, TaskInput } from '../runtime/types.js';
+import type {
+  AgentRuntime,
+  AttemptHandle,
+  AttemptOutcome,
+  RuntimeEvent,
+  TaskInput,
+} from '../runtime/types.js';
 import type { Op, Store } from '../store/store.js';
 import { Supervisor, type Child, type ChildSpec, type ExitReason } from '../runtime/supervisor/index.js';
 import { ReadyQueue } from './queue.js';
@@ -428,6 +434,7 @@ export class Engine {
       capabilities: t.capabilities ?? [],
       prompt: t.prompt,
       needs: t.needs.map((k) => ids.get(k)!),
+      trigger: t.trigger ?? 'all_success',
       priority: t.priority ?? DEFAULT_PRIORITY,
       state: 'pending',
       attempts: 0,
@@ -460,7 +467,13 @@ export class Engine {
       const ready = t.needs.length === 0;
       if (ready) t.state = 'queued';
       ops.push({ op: 'insertTask', task: t });
-      ops.push({ op: 'event', taskId: t.id, attemptId: null, type: 'state', data: { from: null, to: t.state } });
+      ops.push({
+        op: 'event',
+        taskId: t.id,
+        attemptId: null,
+        type: 'state',
+        data: { from: null, to: t.state },
+      });
       ops.push({
         op: 'audit',
         actor,
@@ -508,7 +521,12 @@ export class Engine {
    * Submit many single tasks at once, all in one workflow (used by benchmarks and the API).
    * @returns the workflow
    */
-  async submitBatch(name: string, dir: string, inputs: Omit<SubmitTaskInput, 'workdir'>[], actor = 'cli'): Promise<Workflow> {
+  async submitBatch(
+    name: string,
+    dir: string,
+    inputs: Omit<SubmitTaskInput, 'workdir'>[],
+    actor = 'cli',
+  ): Promise<Workflow> {
     return this.submitWorkflow(
       {
         name,
@@ -568,7 +586,8 @@ export class Engine {
     const workflow = await this.store.getWorkflow(id);
     if (!workflow) throw new SmithError('WORKFLOW_NOT_FOUND', `workflow ${id} not found`);
     const spec = (await this.store.getWorkflowSpec(id)) as unknown as WorkflowSpec | undefined;
-    if (spec) for (const a of Object.values(spec.agents ?? {})) if (!this.agents.has(a.name)) this.addAgent(a);
+    if (spec)
+      for (const a of Object.values(spec.agents ?? {})) if (!this.agents.has(a.name)) this.addAgent(a);
     await this.agentsStarted();
     const all = await this.store.listTasks({ workflowId: id });
     const byId = new Map(all.map((t) => [t.id, t]));
@@ -585,7 +604,10 @@ export class Engine {
     for (const t of open) {
       const l = this.live.get(t.id);
       if (!l) continue;
-      const bad = t.needs.map((n) => byId.get(n)).find((n) => n && isTerminalTaskState(n.state) && n.state !== 'completed');
+      if (t.trigger === 'all_done') continue;
+      const bad = t.needs
+        .map((n) => byId.get(n))
+        .find((n) => n && isTerminalTaskState(n.state) && n.state !== 'completed');
       if (bad) await this.endDependents(bad, [l.task.id]);
     }
     const wf = this.workflows.get(id)!;
@@ -645,7 +667,8 @@ export class Engine {
     let g = this.groups.get(key);
     if (!g) {
       const agents = [...this.agents.values()].filter(
-        (a) => (t.agent === null || a.spec.name === t.agent) && caps.every((c) => a.spec.capabilities.includes(c)),
+        (a) =>
+          (t.agent === null || a.spec.name === t.agent) && caps.every((c) => a.spec.capabilities.includes(c)),
       );
       g = { key, queue: new ReadyQueue(), agents };
       this.groups.set(key, g);
@@ -679,7 +702,11 @@ export class Engine {
           continue;
         }
         if (!g.agents.some((a) => a.error === null && a.free.length > 0)) continue;
-        if (!bestHead || h.priority < bestHead.priority || (h.priority === bestHead.priority && h.seq < bestHead.seq)) {
+        if (
+          !bestHead ||
+          h.priority < bestHead.priority ||
+          (h.priority === bestHead.priority && h.seq < bestHead.seq)
+        ) {
           best = g;
           bestHead = h;
         }
@@ -703,7 +730,13 @@ export class Engine {
       g.agents.length === 0
         ? `no agent can take this task (agent ${l.task.agent ?? 'any'}, capabilities [${l.task.capabilities.join(', ')}])`
         : `every agent that can take this task is in error: ${errors}`;
-    if (await this.transition(l, 'failed', { actor: 'engine', set: { reason, endedAt: Date.now() }, data: { reason } })) {
+    if (
+      await this.transition(l, 'failed', {
+        actor: 'engine',
+        set: { reason, endedAt: Date.now() },
+        data: { reason },
+      })
+    ) {
       await this.ended(l);
     }
   }
@@ -737,7 +770,12 @@ export class Engine {
     const recorded = this.transition(l, 'running', {
       actor: 'engine',
       expectEpoch: t.epoch,
-      set: { attempts: run.number, epoch: run.epoch, assignedAgent: agent.spec.name, startedAt: t.startedAt ?? run.startedAt },
+      set: {
+        attempts: run.number,
+        epoch: run.epoch,
+        assignedAgent: agent.spec.name,
+        startedAt: t.startedAt ?? run.startedAt,
+      },
       data: { attempt: run.number, epoch: run.epoch, agent: agent.spec.name, instance: run.instance },
       attemptId: run.id,
       extra: [
@@ -766,22 +804,34 @@ export class Engine {
     let outcome: AttemptOutcome;
     if (run.stop) {
       if (!(await recorded)) return this.unrecorded(l, run);
-      outcome = { status: 'canceled', exitCode: null, signal: null, output: '', error: run.stop.reason, ...ZERO_OUTCOME_FIELDS };
+      outcome = {
+        status: 'canceled',
+        exitCode: null,
+        signal: null,
+        output: '',
+        error: run.stop.reason,
+        ...ZERO_OUTCOME_FIELDS,
+      };
     } else {
       const input = await this.buildInput(t, run.number);
-      const env: Record<string, string> = {
-        ...this.baseEnv,
-        ...(agent.spec.env ?? {}),
-        ...t.env,
-        SMITH_TASK_ID: t.id,
-        SMITH_TASK_KEY: t.key,
-        SMITH_ATTEMPT: String(run.number),
-        SMITH_ATTEMPT_ID: run.id,
-        SMITH_WORKDIR: t.workdir,
-        SMITH_HOME: this.home,
-        SMITH_OWNER: this.owner,
+      let env: Record<string, string> | undefined;
+      // built on first use: in-process agents rarely read it, and a copy of the environment is not free
+      const buildEnv = (): Record<string, string> => {
+        const e: Record<string, string> = {
+          ...this.baseEnv,
+          ...(agent.spec.env ?? {}),
+          ...t.env,
+          SMITH_TASK_ID: t.id,
+          SMITH_TASK_KEY: t.key,
+          SMITH_ATTEMPT: String(run.number),
+          SMITH_ATTEMPT_ID: run.id,
+          SMITH_WORKDIR: t.workdir,
+          SMITH_HOME: this.home,
+          SMITH_OWNER: this.owner,
+        };
+        if (t.workflowId) e.SMITH_WORKFLOW_ID = t.workflowId;
+        return e;
       };
-      if (t.workflowId) env.SMITH_WORKFLOW_ID = t.workflowId;
       const handle = agent.runtime.start({
         input,
         attemptId: run.id,
@@ -789,7 +839,9 @@ export class Engine {
         agent: agent.spec,
         instance: run.instance,
         workdir: t.workdir,
-        env,
+        get env() {
+          return (env ??= buildEnv());
+        },
         timeoutMs: t.timeoutMs ?? agent.spec.timeoutMs ?? null,
         onEvent: (e) => this.onRuntimeEvent(l, run, e),
       });
@@ -799,7 +851,9 @@ export class Engine {
       if (stop) handle.cancel(stop.reason);
       else if (run.pausePending) handle.pause();
       if (handle.pid !== null) {
-        this.commit([{ op: 'updateAttempt', id: run.id, set: { pid: handle.pid } }]).catch((err) => this.fatal(err));
+        this.commit([{ op: 'updateAttempt', id: run.id, set: { pid: handle.pid } }]).catch((err) =>
+          this.fatal(err),
+        );
       }
       if (!(await recorded)) {
         // someone else changed the task meanwhile: this attempt must not run
@@ -822,7 +876,7 @@ export class Engine {
     let prompt = t.prompt;
     for (const id of t.needs) {
       const n = await this.store.getTask(id);
-      if (n) needs[n.key] = { id: n.id, output: n.output };
+      if (n) needs[n.key] = { id: n.id, output: n.output, state: n.state };
     }
     if (t.needs.length > 0 && prompt.includes('{needs.')) {
       prompt = prompt.replace(/\{needs\.([A-Za-z0-9_][A-Za-z0-9_.-]*?)\.output\}/g, (m, key: string) =>
@@ -847,7 +901,10 @@ export class Engine {
         type = 'log';
         data =
           run.logEvents === this.logEventLimit
-            ? { stream: e.stream, line: `(log events past ${this.logEventLimit} are in the attempt output only)` }
+            ? {
+                stream: e.stream,
+                line: `(log events past ${this.logEventLimit} are in the attempt output only)`,
+              }
             : { stream: e.stream, line: e.line };
         break;
       case 'artifact':
@@ -859,7 +916,9 @@ export class Engine {
         data = e.data;
         break;
     }
-    this.commit([{ op: 'event', taskId: l.task.id, attemptId: run.id, type, data }]).catch((err) => this.fatal(err));
+    this.commit([{ op: 'event', taskId: l.task.id, attemptId: run.id, type, data }]).catch((err) =>
+      this.fatal(err),
+    );
   }
 
   private release(run: RunningAttempt): void {
@@ -892,7 +951,9 @@ export class Engine {
     if (!current || run.stop?.kind === 'canceled') {
       // the task moved on (canceled, or a newer epoch): record the attempt, never the task
       const state = run.stop?.kind === 'canceled' ? 'canceled' : 'stale';
-      await this.commit([{ op: 'updateAttempt', id: run.id, expect: { state: ['running'] }, set: { ...attemptSet, state } }]);
+      await this.commit([
+        { op: 'updateAttempt', id: run.id, expect: { state: ['running'] }, set: { ...attemptSet, state } },
+      ]);
       return;
     }
     const attemptOp = (state: 'succeeded' | 'failed' | 'timed_out' | 'canceled'): Op => ({
@@ -920,7 +981,12 @@ export class Engine {
         actor: 'engine',
         expectEpoch: run.epoch,
         set: { output: o.output, exitCode: o.exitCode, reason: null, endedAt: now },
-        data: { attempt: run.number, agent: run.agent.spec.name, exit_code: o.exitCode, duration_ms: duration },
+        data: {
+          attempt: run.number,
+          agent: run.agent.spec.name,
+          exit_code: o.exitCode,
+          duration_ms: duration,
+        },
         attemptId: run.id,
         extra: [attemptOp('succeeded')],
       });
@@ -946,7 +1012,13 @@ export class Engine {
       actor: 'engine',
       expectEpoch: run.epoch,
       set: { output: o.output || null, exitCode: o.exitCode, reason, endedAt: now },
-      data: { attempt: run.number, agent: run.agent.spec.name, reason, exit_code: o.exitCode, duration_ms: duration },
+      data: {
+        attempt: run.number,
+        agent: run.agent.spec.name,
+        reason,
+        exit_code: o.exitCode,
+        duration_ms: duration,
+      },
       attemptId: run.id,
       extra: [attemptOp(status)],
     });
@@ -983,7 +1055,13 @@ export class Engine {
         set,
       },
       ...(o.extra ?? []),
-      { op: 'event', taskId: t.id, attemptId: o.attemptId ?? null, type: 'state', data: { from, to, ...(o.data ?? {}) } },
+      {
+        op: 'event',
+        taskId: t.id,
+        attemptId: o.attemptId ?? null,
+        type: 'state',
+        data: { from, to, ...(o.data ?? {}) },
+      },
       { op: 'audit', actor: o.actor, action: `task.${to}`, subject: t.id, data: { from, ...(o.data ?? {}) } },
     ];
     // reserve the new state in memory at once so nothing else acts on the old one meanwhile
@@ -1031,8 +1109,19 @@ export class Engine {
     for (const id of dependents) {
       const d = this.live.get(id);
       if (!d || d.task.state !== 'pending') continue;
+      if (d.task.trigger === 'all_done') {
+        d.waiting--;
+        this.makeReady(d);
+        continue;
+      }
       const reason = `dependency_failed: ${t.key} ended ${t.state}`;
-      if (await this.transition(d, 'canceled', { actor: 'engine', set: { reason, endedAt: Date.now() }, data: { reason } })) {
+      if (
+        await this.transition(d, 'canceled', {
+          actor: 'engine',
+          set: { reason, endedAt: Date.now() },
+          data: { reason },
+        })
+      ) {
         await this.ended(d);
       }
     }
@@ -1055,7 +1144,12 @@ export class Engine {
     for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
     wf.state = state;
     await this.commit([
-      { op: 'updateWorkflow', id: wf.id, expect: { state: ['running'] }, set: { state, updatedAt: now, endedAt: now } },
+      {
+        op: 'updateWorkflow',
+        id: wf.id,
+        expect: { state: ['running'] },
+        set: { state, updatedAt: now, endedAt: now },
+      },
       { op: 'audit', actor: 'engine', action: `workflow.${state}`, subject: wf.id, data: { tasks: counts } },
     ]);
     this.emit('workflow:state', { id: wf.id, name: wf.name, state });
@@ -1098,7 +1192,11 @@ export class Engine {
       set: { reason, endedAt: Date.now() },
       data: { reason },
     });
-    if (!ok) throw new SmithError('INVALID_TRANSITION', `task ${t.id} changed while it was being canceled; try again`);
+    if (!ok)
+      throw new SmithError(
+        'INVALID_TRANSITION',
+        `task ${t.id} changed while it was being canceled; try again`,
+      );
     if (run) {
       run.stop = { kind: 'canceled', reason };
       run.handle?.cancel(reason);
@@ -1164,14 +1262,26 @@ export class Engine {
       );
     }
     const needs = await Promise.all(t.needs.map((n) => this.store.getTask(n)));
-    const unmet = needs.filter((n) => !n || n.state !== 'completed').length;
+    const unmet = needs.filter((n) =>
+      t.trigger === 'all_done' ? !n || !isTerminalTaskState(n.state) : !n || n.state !== 'completed',
+    ).length;
     const to: TaskState = unmet > 0 ? 'pending' : 'queued';
     const extra: Op[] = [];
     if (t.workflowId) {
       const w = await this.store.getWorkflow(t.workflowId);
       if (w && w.state !== 'running') {
-        extra.push({ op: 'updateWorkflow', id: w.id, set: { state: 'running', updatedAt: Date.now(), endedAt: null } });
-        extra.push({ op: 'audit', actor, action: 'workflow.running', subject: w.id, data: { from: w.state, retry: t.id } });
+        extra.push({
+          op: 'updateWorkflow',
+          id: w.id,
+          set: { state: 'running', updatedAt: Date.now(), endedAt: null },
+        });
+        extra.push({
+          op: 'audit',
+          actor,
+          action: 'workflow.running',
+          subject: w.id,
+          data: { from: w.state, retry: t.id },
+        });
       }
     }
     await this.transition(l, to, {
@@ -1236,7 +1346,8 @@ export class Engine {
         this.flushInstances();
         await this.store.flush();
       }
-      for (const wf of this.workflows.values()) if (wf.state === 'running') await this.settleWaiters(wf).catch(() => {});
+      for (const wf of this.workflows.values())
+        if (wf.state === 'running') await this.settleWaiters(wf).catch(() => {});
     })();
     return this.closing;
   }

@@ -12,8 +12,8 @@ export interface TaskInput {
   prompt: string;
   /** 1-based attempt number. */
   attempt: number;
-  /** Outputs of the tasks this one needs, by key. */
-  needs: Record<string, { id: string; output: string | null }>;
+  /** Outputs (and end states) of the tasks this one needs, by key. */
+  needs: Record<string, { id: string; output: string | null; state?: string }>;
 }
 
 /** An event an attempt reports while it runs. */

@@ -27,6 +27,7 @@ export interface TasksTable {
   capabilities: string;
   prompt: string;
   needs: string;
+  trigger: string;
   priority: number;
   state: string;
   attempts: number;

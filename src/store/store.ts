@@ -22,12 +22,19 @@ import type {
 /** Columns of a task that an update may set. */
 export type TaskPatch = Partial<Omit<Task, 'id' | 'createdAt'>>;
 /** Columns of an attempt that an update may set. */
-export type AttemptPatch = Partial<Omit<Attempt, 'id' | 'taskId' | 'number' | 'epoch' | 'agent' | 'startedAt'>>;
+export type AttemptPatch = Partial<
+  Omit<Attempt, 'id' | 'taskId' | 'number' | 'epoch' | 'agent' | 'startedAt'>
+>;
 
 /** One write. Guards (`expect`) make the whole change a no-op when they do not hold. */
 export type Op =
   | { op: 'insertWorkflow'; workflow: Workflow; spec: Json }
-  | { op: 'updateWorkflow'; id: string; expect?: { state?: WorkflowState[] }; set: Partial<Omit<Workflow, 'id'>> }
+  | {
+      op: 'updateWorkflow';
+      id: string;
+      expect?: { state?: WorkflowState[] };
+      set: Partial<Omit<Workflow, 'id'>>;
+    }
   | { op: 'insertTask'; task: Task }
   | {
       op: 'updateTask';

@@ -59,6 +59,11 @@ const taskShape = {
     .min(1, { error: 'expected a directory path (relative to the workflow file)' })
     .optional(),
   env: nullAsAbsent(envSchema),
+  trigger: z
+    .enum(['all_success', 'all_done'], {
+      error: 'expected all_success (run when every need completed) or all_done (run when every need ended)',
+    })
+    .optional(),
 };
 
 /** The fields of a task, for messages and tooling. */
@@ -92,6 +97,7 @@ function toTask(key: string, t: RawTask): WorkflowFileTask {
   if (t.priority !== undefined) out.priority = t.priority;
   if (t.workdir !== undefined) out.workdir = t.workdir;
   if (t.env !== undefined) out.env = t.env;
+  if (t.trigger !== undefined) out.trigger = t.trigger;
   return out;
 }
 

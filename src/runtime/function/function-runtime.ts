@@ -4,7 +4,14 @@
  */
 import type { AgentSpec } from '../../core/types.js';
 import { SmithError } from '../../core/errors.js';
-import type { AgentRuntime, AttemptContext, AttemptHandle, AttemptOutcome, RuntimeEvent, TaskInput } from '../types.js';
+import type {
+  AgentRuntime,
+  AttemptContext,
+  AttemptHandle,
+  AttemptOutcome,
+  RuntimeEvent,
+  TaskInput,
+} from '../types.js';
 
 /** What a function agent returns: its output text, or `{output}`; throwing fails the attempt. */
 export type FunctionAgentResult = string | { output: string } | undefined | void;
@@ -12,7 +19,12 @@ export type FunctionAgentResult = string | { output: string } | undefined | void
 /** A function agent. `signal` aborts on cancel and timeout; `report` sends progress, log … events. */
 export type FunctionAgent = (
   input: TaskInput,
-  tools: { signal: AbortSignal; report: (event: RuntimeEvent) => void; workdir: string; env: Record<string, string> },
+  tools: {
+    signal: AbortSignal;
+    report: (event: RuntimeEvent) => void;
+    workdir: string;
+    env: Record<string, string>;
+  },
 ) => FunctionAgentResult | Promise<FunctionAgentResult>;
 
 /** Runs agents registered by name as in-process functions. */
@@ -48,17 +60,43 @@ export class FunctionRuntime implements AgentRuntime {
     let status: AttemptOutcome['status'] | undefined;
     let reason = '';
     let timer: NodeJS.Timeout | undefined;
-    const base = { exitCode: null, signal: null, stdoutBytes: 0, stderrBytes: 0, droppedBytes: 0, stderr: '' };
+    const base = {
+      exitCode: null,
+      signal: null,
+      stdoutBytes: 0,
+      stderrBytes: 0,
+      droppedBytes: 0,
+      stderr: '',
+    };
     const run = async (): Promise<AttemptOutcome> => {
-      if (!fn) return { ...base, status: 'failed', output: '', error: `no function registered for agent ${ctx.agent.name}` };
+      if (!fn)
+        return {
+          ...base,
+          status: 'failed',
+          output: '',
+          error: `no function registered for agent ${ctx.agent.name}`,
+        };
       try {
-        const r = await fn(ctx.input, { signal: ac.signal, report: ctx.onEvent, workdir: ctx.workdir, env: ctx.env });
+        const r = await fn(ctx.input, {
+          signal: ac.signal,
+          report: ctx.onEvent,
+          workdir: ctx.workdir,
+          get env() {
+            return ctx.env;
+          },
+        });
         if (status) return { ...base, status, output: '', error: reason };
         const output = typeof r === 'string' ? r : r && typeof r === 'object' ? r.output : '';
         return { ...base, status: 'succeeded', exitCode: 0, output };
       } catch (err) {
         if (status) return { ...base, status, output: '', error: reason };
-        return { ...base, status: 'failed', exitCode: null, output: '', error: (err as Error).message ?? String(err) };
+        return {
+          ...base,
+          status: 'failed',
+          exitCode: null,
+          output: '',
+          error: (err as Error).message ?? String(err),
+        };
       } finally {
         if (timer) clearTimeout(timer);
       }

@@ -2,11 +2,14 @@
  * The SQLite dialect of the Store: one file, WAL journal, `synchronous` FULL (default) or NORMAL,
  * group commit (every change submitted in one tick shares one `BEGIN IMMEDIATE` transaction).
  *
- * SQL is written with Kysely. Hot statements are compiled by Kysely once per shape and then run as
- * better-sqlite3 prepared statements, so the query builder is not paid for on every write.
+ * SQL is written with Kysely. Each statement shape is compiled by Kysely once and then run as a
+ * cached better-sqlite3 prepared statement with parameters the store builds itself (checked against
+ * Kysely's on first use; see {@link StatementCache}). Rows of `insertTask`, `insertAttempt`,
+ * `event` and `audit` ops are buffered during a group commit and written with multi-row inserts
+ * before `COMMIT`; rows of a change that does not apply are dropped from the buffers.
  */
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type CompiledQuery } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql, type SqlBool } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
@@ -22,10 +25,11 @@ import type {
   Task,
   TaskEvent,
   TaskEventType,
+  TaskTrigger,
   Workflow,
 } from '../../core/types.js';
 import { MIGRATIONS } from '../migrations/index.js';
-import type { AttemptsTable, Database as Schema, TasksTable, WorkflowsTable } from '../schema.js';
+import type { Database as Schema } from '../schema.js';
 import type {
   CommitResult,
   Lease,
@@ -36,8 +40,13 @@ import type {
   StoreOptions,
   TaskFilter,
 } from '../store.js';
+import { RowBuffer } from './row-buffer.js';
+import { sqliteValue, StatementCache, type Compilable } from './statement-cache.js';
 
 type Row = Record<string, unknown>;
+
+/** Kysely over tables named at run time (the shapes below); the SQL still comes from Kysely. */
+type LooseSchema = Record<string, Record<string, unknown>>;
 
 interface PendingChange {
   ops: Op[];
@@ -45,35 +54,79 @@ interface PendingChange {
   reject: (e: unknown) => void;
 }
 
-const TASK_JSON_COLS = new Set(['capabilities', 'needs', 'env']);
+/** Rows per multi-row INSERT. Smaller remainders use the powers of two below it (≤ 8 statements a table). */
+const CHUNK_ROWS = 128;
+
+/** One settable field of a table: its camelCase name, column, whether it holds JSON text, its bit. */
+interface Field {
+  name: string;
+  col: string;
+  json: boolean;
+  bit: number;
+}
+
+/** The settable fields of a table, in the (fixed) order their columns appear in an UPDATE. */
+interface FieldSet {
+  /** Small number identifying the table in statement keys. */
+  id: number;
+  table: 'tasks' | 'attempts' | 'workflows';
+  what: string;
+  list: Field[];
+  byName: Map<string, Field>;
+}
+
+function fieldSet(
+  id: number,
+  table: FieldSet['table'],
+  what: string,
+  cols: Record<string, string>,
+  json: string[] = [],
+): FieldSet {
+  const list = Object.entries(cols).map(([name, col], i) => ({
+    name,
+    col,
+    json: json.includes(col),
+    bit: 1 << i,
+  }));
+  // the mask and the table id share one small integer key (see SqliteStore.update)
+  if (list.length > 25) throw new Error(`too many ${what} fields for a bit mask`);
+  return { id, table, what, list, byName: new Map(list.map((f) => [f.name, f])) };
+}
 
 /** camelCase task field -> column. */
-const TASK_COLS: Record<string, keyof TasksTable> = {
-  workflowId: 'workflow_id',
-  key: 'key',
-  agent: 'agent',
-  capabilities: 'capabilities',
-  prompt: 'prompt',
-  needs: 'needs',
-  priority: 'priority',
-  state: 'state',
-  attempts: 'attempts',
-  maxAttempts: 'max_attempts',
-  epoch: 'epoch',
-  timeoutMs: 'timeout_ms',
-  workdir: 'workdir',
-  env: 'env',
-  availableAt: 'available_at',
-  assignedAgent: 'assigned_agent',
-  output: 'output',
-  exitCode: 'exit_code',
-  reason: 'reason',
-  updatedAt: 'updated_at',
-  startedAt: 'started_at',
-  endedAt: 'ended_at',
-};
+const TASK_FIELDS = fieldSet(
+  0,
+  'tasks',
+  'task',
+  {
+    workflowId: 'workflow_id',
+    key: 'key',
+    agent: 'agent',
+    capabilities: 'capabilities',
+    prompt: 'prompt',
+    needs: 'needs',
+    trigger: 'trigger',
+    priority: 'priority',
+    state: 'state',
+    attempts: 'attempts',
+    maxAttempts: 'max_attempts',
+    epoch: 'epoch',
+    timeoutMs: 'timeout_ms',
+    workdir: 'workdir',
+    env: 'env',
+    availableAt: 'available_at',
+    assignedAgent: 'assigned_agent',
+    output: 'output',
+    exitCode: 'exit_code',
+    reason: 'reason',
+    updatedAt: 'updated_at',
+    startedAt: 'started_at',
+    endedAt: 'ended_at',
+  },
+  ['capabilities', 'needs', 'env'],
+);
 
-const ATTEMPT_COLS: Record<string, keyof AttemptsTable> = {
+const ATTEMPT_FIELDS = fieldSet(1, 'attempts', 'attempt', {
   instance: 'instance',
   state: 'state',
   pid: 'pid',
@@ -82,9 +135,9 @@ const ATTEMPT_COLS: Record<string, keyof AttemptsTable> = {
   signal: 'signal',
   output: 'output',
   error: 'error',
-};
+});
 
-const WORKFLOW_COLS: Record<string, keyof WorkflowsTable> = {
+const WORKFLOW_FIELDS = fieldSet(2, 'workflows', 'workflow', {
   name: 'name',
   state: 'state',
   file: 'file',
@@ -92,35 +145,110 @@ const WORKFLOW_COLS: Record<string, keyof WorkflowsTable> = {
   createdAt: 'created_at',
   updatedAt: 'updated_at',
   endedAt: 'ended_at',
-};
+});
 
-function taskToRow(t: Task): TasksTable {
-  return {
-    id: t.id,
-    workflow_id: t.workflowId,
-    key: t.key,
-    agent: t.agent,
-    capabilities: JSON.stringify(t.capabilities),
-    prompt: t.prompt,
-    needs: JSON.stringify(t.needs),
-    priority: t.priority,
-    state: t.state,
-    attempts: t.attempts,
-    max_attempts: t.maxAttempts,
-    epoch: t.epoch,
-    timeout_ms: t.timeoutMs,
-    workdir: t.workdir,
-    env: JSON.stringify(t.env),
-    available_at: t.availableAt,
-    assigned_agent: t.assignedAgent,
-    output: t.output,
-    exit_code: t.exitCode,
-    reason: t.reason,
-    created_at: t.createdAt,
-    updated_at: t.updatedAt,
-    started_at: t.startedAt,
-    ended_at: t.endedAt,
-  };
+/** Columns of the buffered tables, in parameter order (primary key first). */
+const TASK_ROW_COLS = [
+  'id',
+  'workflow_id',
+  'key',
+  'agent',
+  'capabilities',
+  'prompt',
+  'needs',
+  'trigger',
+  'priority',
+  'state',
+  'attempts',
+  'max_attempts',
+  'epoch',
+  'timeout_ms',
+  'workdir',
+  'env',
+  'available_at',
+  'assigned_agent',
+  'output',
+  'exit_code',
+  'reason',
+  'created_at',
+  'updated_at',
+  'started_at',
+  'ended_at',
+] as const;
+
+const ATTEMPT_ROW_COLS = [
+  'id',
+  'task_id',
+  'number',
+  'epoch',
+  'agent',
+  'instance',
+  'state',
+  'owner',
+  'pid',
+  'started_at',
+  'ended_at',
+  'exit_code',
+  'signal',
+  'output',
+  'error',
+] as const;
+
+const EVENT_ROW_COLS = ['task_id', 'attempt_id', 'time', 'type', 'data'] as const;
+
+const AUDIT_ROW_COLS = ['seq', 'time', 'actor', 'action', 'subject', 'data', 'prev_hash', 'hash'] as const;
+
+/** Append a task's row parameters (in {@link TASK_ROW_COLS} order). */
+function pushTask(out: unknown[], t: Task): void {
+  out.push(
+    sqliteValue(t.id),
+    sqliteValue(t.workflowId),
+    sqliteValue(t.key),
+    sqliteValue(t.agent),
+    sqliteValue(JSON.stringify(t.capabilities)),
+    sqliteValue(t.prompt),
+    sqliteValue(JSON.stringify(t.needs)),
+    // rows written before the column existed read back as the column default
+    sqliteValue(t.trigger ?? 'all_success'),
+    sqliteValue(t.priority),
+    sqliteValue(t.state),
+    sqliteValue(t.attempts),
+    sqliteValue(t.maxAttempts),
+    sqliteValue(t.epoch),
+    sqliteValue(t.timeoutMs),
+    sqliteValue(t.workdir),
+    sqliteValue(JSON.stringify(t.env)),
+    sqliteValue(t.availableAt),
+    sqliteValue(t.assignedAgent),
+    sqliteValue(t.output),
+    sqliteValue(t.exitCode),
+    sqliteValue(t.reason),
+    sqliteValue(t.createdAt),
+    sqliteValue(t.updatedAt),
+    sqliteValue(t.startedAt),
+    sqliteValue(t.endedAt),
+  );
+}
+
+/** Append an attempt's row parameters (in {@link ATTEMPT_ROW_COLS} order). */
+function pushAttempt(out: unknown[], a: Attempt, owner: string): void {
+  out.push(
+    sqliteValue(a.id),
+    sqliteValue(a.taskId),
+    sqliteValue(a.number),
+    sqliteValue(a.epoch),
+    sqliteValue(a.agent),
+    sqliteValue(a.instance),
+    sqliteValue(a.state),
+    sqliteValue(owner),
+    sqliteValue(a.pid),
+    sqliteValue(a.startedAt),
+    sqliteValue(a.endedAt),
+    sqliteValue(a.exitCode),
+    sqliteValue(a.signal),
+    sqliteValue(a.output),
+    sqliteValue(a.error),
+  );
 }
 
 function rowToTask(r: Row): Task {
@@ -132,6 +260,7 @@ function rowToTask(r: Row): Task {
     capabilities: JSON.parse(r.capabilities as string) as string[],
     prompt: r.prompt as string,
     needs: JSON.parse(r.needs as string) as string[],
+    trigger: ((r.trigger as TaskTrigger | null | undefined) ?? 'all_success') as TaskTrigger,
     priority: Number(r.priority),
     state: r.state as TaskState,
     attempts: Number(r.attempts),
@@ -198,10 +327,20 @@ function rowToAudit(r: Row): AuditRecord {
   };
 }
 
-function sqliteValue(v: unknown): unknown {
-  if (v === undefined) return null;
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  return v;
+function rowToLease(r: Row): Lease {
+  return {
+    owner: r.owner as string,
+    pid: Number(r.pid),
+    host: r.host as string,
+    acquiredAt: Number(r.acquired_at),
+    heartbeatAt: Number(r.heartbeat_at),
+    expiresAt: Number(r.expires_at),
+  };
+}
+
+/** A LIKE pattern matching values that start with `prefix` (its `%`, `_` and `\` taken literally). */
+function prefixPattern(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 function describeOpenError(file: string, err: unknown): StoreError {
@@ -213,7 +352,20 @@ function describeOpenError(file: string, err: unknown): StoreError {
       { cause: err, context: { file } },
     );
   }
-  if (code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN' || code === 'EACCES' || code === 'EROFS') {
+  if (code === 'ENOTDIR' || code === 'EEXIST') {
+    return new StoreError(
+      'STORE_NOT_WRITABLE',
+      `cannot create the folder of the store ${file} (${code}): a part of its path is a file, not a folder; choose another with --home or SMITH_HOME`,
+      { cause: err, context: { file } },
+    );
+  }
+  if (
+    code === 'SQLITE_READONLY' ||
+    code === 'SQLITE_CANTOPEN' ||
+    code === 'EACCES' ||
+    code === 'EPERM' ||
+    code === 'EROFS'
+  ) {
     return new StoreError(
       'STORE_NOT_WRITABLE',
       `cannot open the store ${file} for writing (${code}); check the permissions of its folder or choose another with --home or SMITH_HOME`,
@@ -237,20 +389,32 @@ function describeOpenError(file: string, err: unknown): StoreError {
  * Open (creating and migrating when needed) the SQLite store at `file`.
  * @param file - path of the database file (its folder is created)
  * @param options - synchronous mode (default FULL), readonly
+ * @returns the open store
  * @throws StoreError STORE_NOT_WRITABLE, STORE_LOCKED or STORE_FAILED with the path and what to do
  */
 export async function openSqliteStore(file: string, options: StoreOptions = {}): Promise<SqliteStore> {
   let db: Database.Database;
   try {
     if (!options.readonly) mkdirSync(dirname(file), { recursive: true });
-    db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    db = new Database(file, {
+      readonly: options.readonly ?? false,
+      fileMustExist: options.readonly ?? false,
+    });
+  } catch (err) {
+    throw describeOpenError(file, err);
+  }
+  try {
     db.pragma('busy_timeout = 10000');
     if (!options.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    } else {
+      // read the header now, so a file that is not a database fails here and not on first use
+      db.pragma('schema_version');
     }
     db.pragma('foreign_keys = OFF');
   } catch (err) {
+    db.close();
     throw describeOpenError(file, err);
   }
   const kysely = new Kysely<Schema>({ dialect: new SqliteDialect({ database: db }) });
@@ -273,50 +437,167 @@ export class SqliteStore implements Store {
   readonly location: string;
   private readonly db: Database.Database;
   private readonly kysely: Kysely<Schema>;
+  /** The same Kysely instance, for statements over a table chosen at run time. */
+  private readonly loose: Kysely<LooseSchema>;
+  private readonly stmts: StatementCache;
+  /** UPDATE statements by (table, set-column mask), then by guard shape; filled from {@link stmts}. */
+  private readonly updateStmts = new Map<number, Database.Statement[]>();
   private pending: PendingChange[] = [];
   private scheduled = false;
   private flushWaiters: (() => void)[] = [];
   private closed = false;
   private closing: Promise<void> | undefined;
-  private readonly stmts = new Map<string, Database.Statement>();
   private readonly begin: Database.Statement;
   private readonly commitStmt: Database.Statement;
   private readonly rollback: Database.Statement;
+  private readonly savepoint: Database.Statement;
+  private readonly rollbackToSavepoint: Database.Statement;
+  private readonly releaseSavepoint: Database.Statement;
   private readonly headStmt: Database.Statement;
+  private readonly taskRows = new RowBuffer('tasks', TASK_ROW_COLS, true);
+  private readonly attemptRows = new RowBuffer('attempts', ATTEMPT_ROW_COLS, true);
+  private readonly eventRows = new RowBuffer('task_events', EVENT_ROW_COLS, false);
+  private readonly auditRows = new RowBuffer('audit_records', AUDIT_ROW_COLS, false);
 
-  /** Use {@link openSqliteStore}. */
+  /**
+   * Use {@link openSqliteStore}.
+   * @param file - the database file (for messages)
+   * @param db - the open, migrated connection
+   * @param kysely - Kysely over `db`
+   */
   constructor(file: string, db: Database.Database, kysely: Kysely<Schema>) {
     this.location = file;
     this.db = db;
     this.kysely = kysely;
+    this.loose = kysely as unknown as Kysely<LooseSchema>;
+    this.stmts = new StatementCache(db);
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commitStmt = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
-    const head = this.kysely.selectFrom('audit_records').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).compile();
+    this.savepoint = db.prepare('SAVEPOINT change');
+    this.rollbackToSavepoint = db.prepare('ROLLBACK TO change');
+    this.releaseSavepoint = db.prepare('RELEASE change');
+    const head = this.kysely
+      .selectFrom('audit_records')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .compile();
     this.headStmt = db.prepare(head.sql).bind(...head.parameters.map(sqliteValue));
   }
 
-  /** Prepare (once per SQL text) a Kysely-compiled query. */
-  private prep(q: CompiledQuery): Database.Statement {
-    let s = this.stmts.get(q.sql);
-    if (!s) {
-      s = this.db.prepare(q.sql);
-      this.stmts.set(q.sql, s);
+  // ------------------------------------------------------------------ statements by shape
+
+  private stmt(key: string, params: unknown[], build: () => Compilable): Database.Statement {
+    return this.stmts.get(key, params, build);
+  }
+
+  private run(key: string, params: unknown[], build: () => Compilable): Database.RunResult {
+    return this.stmt(key, params, build).run(params);
+  }
+
+  private all(key: string, params: unknown[], build: () => Compilable): Row[] {
+    return this.stmt(key, params, build).all(params) as Row[];
+  }
+
+  private get(key: string, params: unknown[], build: () => Compilable): Row | undefined {
+    return this.stmt(key, params, build).get(params) as Row | undefined;
+  }
+
+  /**
+   * Run a guarded (or not) UPDATE of one row by id.
+   * @returns the number of rows changed
+   */
+  private update(
+    fields: FieldSet,
+    id: string,
+    set: Record<string, unknown>,
+    state: readonly string[] | undefined,
+    epoch: number | undefined,
+  ): number {
+    let mask = 0;
+    for (const name in set) {
+      const f = fields.byName.get(name);
+      if (f === undefined) throw new TypeError(`unknown ${fields.what} field ${name}`);
+      if (set[name] !== undefined) mask |= f.bit;
     }
-    return s;
+    const params: unknown[] = [];
+    for (const f of fields.list) {
+      if ((mask & f.bit) === 0) continue;
+      const v = set[f.name];
+      params.push(sqliteValue(f.json ? JSON.stringify(v) : v));
+    }
+    params.push(sqliteValue(id));
+    if (state !== undefined) for (const s of state) params.push(sqliteValue(s));
+    if (epoch !== undefined) params.push(sqliteValue(epoch));
+    // fast path: shapes by number (no string key, no closure); the first use goes through Kysely
+    const guards = (state === undefined ? 0 : state.length + 1) * 2 + (epoch === undefined ? 0 : 1);
+    const byMask = fields.id * 0x2000000 + mask;
+    let shapes = this.updateStmts.get(byMask);
+    let stmt = shapes?.[guards];
+    if (stmt === undefined) {
+      const key = `update:${fields.table}:${mask}:${state === undefined ? -1 : state.length}:${epoch === undefined ? 0 : 1}`;
+      stmt = this.stmt(key, params, () => {
+        const values: Record<string, unknown> = {};
+        let j = 0;
+        for (const f of fields.list) if ((mask & f.bit) !== 0) values[f.col] = params[j++];
+        let q = this.loose.updateTable(fields.table).set(values).where('id', '=', id);
+        if (state !== undefined) q = q.where('state', 'in', state);
+        if (epoch !== undefined) q = q.where('epoch', '=', epoch);
+        return q;
+      });
+      if (shapes === undefined) this.updateStmts.set(byMask, (shapes = []));
+      shapes[guards] = stmt;
+    }
+    return stmt.run(params).changes;
   }
 
-  private run(q: CompiledQuery): Database.RunResult {
-    return this.prep(q).run(...q.parameters.map(sqliteValue));
+  /** Insert `n` rows (flat `params`) into `buf`'s table with one statement. */
+  private insertRows(buf: RowBuffer, n: number, params: unknown[]): void {
+    const stmt = this.stmt(`insert:${buf.table}:${n}`, params, () => {
+      const w = buf.cols.length;
+      const rows: Record<string, unknown>[] = [];
+      for (let r = 0; r < n; r++) {
+        const row: Record<string, unknown> = {};
+        for (let c = 0; c < w; c++) row[buf.cols[c]!] = params[r * w + c];
+        rows.push(row);
+      }
+      return this.loose.insertInto(buf.table).values(rows);
+    });
+    stmt.run(params);
   }
 
-  private all(q: CompiledQuery): Row[] {
-    return this.prep(q).all(...q.parameters.map(sqliteValue)) as Row[];
+  /** Write every buffered row of `buf` (chunks of {@link CHUNK_ROWS}, then powers of two), then clear it. */
+  private writeRows(buf: RowBuffer): void {
+    const total = buf.rows;
+    if (total === 0) return;
+    const w = buf.cols.length;
+    let done = 0;
+    while (done < total) {
+      let n = CHUNK_ROWS;
+      while (n > total - done) n >>= 1;
+      const params = done === 0 && n === total ? buf.params : buf.params.slice(done * w, (done + n) * w);
+      this.insertRows(buf, n, params);
+      done += n;
+    }
+    buf.clear();
   }
 
-  private get(q: CompiledQuery): Row | undefined {
-    return this.prep(q).get(...q.parameters.map(sqliteValue)) as Row | undefined;
+  private writeAllRows(): void {
+    this.writeRows(this.taskRows);
+    this.writeRows(this.attemptRows);
+    this.writeRows(this.eventRows);
+    this.writeRows(this.auditRows);
   }
+
+  private clearAllRows(): void {
+    this.taskRows.clear();
+    this.attemptRows.clear();
+    this.eventRows.clear();
+    this.auditRows.clear();
+  }
+
+  // ------------------------------------------------------------------ group commit
 
   commit(change: Op[]): Promise<CommitResult> {
     if (this.closed) {
@@ -392,149 +673,209 @@ export class SqliteStore implements Store {
     try {
       const head = this.headStmt.get() as { seq: number; hash: string } | undefined;
       const chain = { seq: head ? Number(head.seq) : 0, hash: head ? head.hash : GENESIS_HASH };
-      const results: CommitResult[] = [];
-      for (const change of batch) {
-        const guarded = change.ops.filter((o) => 'expect' in o && o.expect !== undefined).length;
-        if (guarded > 1) this.db.exec('SAVEPOINT change');
-        const saved = { seq: chain.seq, hash: chain.hash };
-        const audit: { seq: number; hash: string }[] = [];
-        let applied = true;
-        for (const op of change.ops) {
-          if (!this.applyOp(op, now, chain, audit)) {
-            applied = false;
-            break;
-          }
-        }
-        if (guarded > 1) {
-          if (!applied) this.db.exec('ROLLBACK TO change');
-          this.db.exec('RELEASE change');
-        }
-        if (!applied) {
-          chain.seq = saved.seq;
-          chain.hash = saved.hash;
-          results.push({ applied: false, audit: [] });
-        } else {
-          results.push({ applied: true, audit });
-        }
-      }
+      const results: CommitResult[] = new Array<CommitResult>(batch.length);
+      for (let i = 0; i < batch.length; i++) results[i] = this.runChange(batch[i]!.ops, now, chain);
+      this.writeAllRows();
       this.commitStmt.run();
       return results;
     } catch (err) {
+      this.clearAllRows();
       if (this.db.inTransaction) this.rollback.run();
       throw err;
     }
   }
 
-  /** Apply one op inside the open transaction. @returns false when its guard did not hold. */
+  /**
+   * Apply one change inside the open transaction: all of it, or (when a guard fails) none of it.
+   *
+   * Rows of inserts are buffered, so a change whose guard fails drops them from the buffers. Writes
+   * that run at once (updates, upserts, requests) and come before the change's last guard run
+   * inside a savepoint that is rolled back when a guard fails.
+   */
+  private runChange(ops: Op[], now: number, chain: { seq: number; hash: string }): CommitResult {
+    // Find the last guard; write buffered rows that this change updates (so the update sees them);
+    // a change that inserts a row and then updates it writes its inserts at once (`direct`).
+    let lastGuard = -1;
+    let direct = false;
+    let insertedTasks: string[] | undefined;
+    let insertedAttempts: string[] | undefined;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      switch (op.op) {
+        case 'insertTask':
+          (insertedTasks ??= []).push(op.task.id);
+          break;
+        case 'insertAttempt':
+          (insertedAttempts ??= []).push(op.attempt.id);
+          break;
+        case 'updateTask':
+          if (op.expect !== undefined) lastGuard = i;
+          if (this.taskRows.ids!.has(op.id)) this.writeRows(this.taskRows);
+          if (insertedTasks?.includes(op.id)) direct = true;
+          break;
+        case 'updateAttempt':
+          if (op.expect !== undefined) lastGuard = i;
+          if (this.attemptRows.ids!.has(op.id)) this.writeRows(this.attemptRows);
+          if (insertedAttempts?.includes(op.id)) direct = true;
+          break;
+        case 'updateWorkflow':
+          if (op.expect !== undefined) lastGuard = i;
+          break;
+        default:
+          break;
+      }
+    }
+    const marks =
+      lastGuard < 0
+        ? undefined
+        : [this.taskRows.rows, this.attemptRows.rows, this.eventRows.rows, this.auditRows.rows, chain.seq];
+    const savedHash = chain.hash;
+    const audit: { seq: number; hash: string }[] = [];
+    let inSavepoint = false;
+    let applied = true;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (i < lastGuard && !inSavepoint && writesAtOnce(op, direct)) {
+        this.savepoint.run();
+        inSavepoint = true;
+      }
+      if (!this.applyOp(op, now, chain, audit, direct, i > lastGuard)) {
+        applied = false;
+        break;
+      }
+    }
+    if (inSavepoint) {
+      if (!applied) this.rollbackToSavepoint.run();
+      this.releaseSavepoint.run();
+    }
+    if (!applied) {
+      this.taskRows.truncate(marks![0]!);
+      this.attemptRows.truncate(marks![1]!);
+      this.eventRows.truncate(marks![2]!);
+      this.auditRows.truncate(marks![3]!);
+      chain.seq = marks![4]!;
+      chain.hash = savedHash;
+      return { applied: false, audit: [] };
+    }
+    return { applied: true, audit };
+  }
+
+  /**
+   * Buffer a row; write the buffer when it holds a full chunk and no guard of the change is left.
+   * @param settled - no guard follows in this change, so its rows can no longer be dropped
+   */
+  private buffered(buf: RowBuffer, id: unknown, settled: boolean): void {
+    buf.added(id);
+    if (settled && buf.rows >= CHUNK_ROWS) this.writeRows(buf);
+  }
+
+  /**
+   * Apply one op inside the open transaction.
+   * @param direct - insert tasks and attempts at once instead of buffering them
+   * @param settled - no guard follows this op in its change
+   * @returns false when its guard did not hold
+   */
   private applyOp(
     op: Op,
     now: number,
     chain: { seq: number; hash: string },
     audit: { seq: number; hash: string }[],
+    direct: boolean,
+    settled: boolean,
   ): boolean {
-    const k = this.kysely;
     switch (op.op) {
-      case 'insertTask':
-        this.run(k.insertInto('tasks').values(taskToRow(op.task)).compile());
-        return true;
-      case 'updateTask': {
-        const set: Record<string, unknown> = {};
-        for (const key of Object.keys(op.set).sort()) {
-          const col = TASK_COLS[key];
-          if (!col) throw new TypeError(`unknown task field ${key}`);
-          const v = (op.set as Record<string, unknown>)[key];
-          set[col] = TASK_JSON_COLS.has(col) ? JSON.stringify(v) : v;
+      case 'insertTask': {
+        if (direct) {
+          const p: unknown[] = [];
+          pushTask(p, op.task);
+          this.insertRows(this.taskRows, 1, p);
+        } else {
+          pushTask(this.taskRows.params, op.task);
+          this.buffered(this.taskRows, op.task.id, settled);
         }
-        let q = k.updateTable('tasks').set(set).where('id', '=', op.id);
-        if (op.expect?.state) q = q.where('state', 'in', op.expect.state);
-        if (op.expect?.epoch !== undefined) q = q.where('epoch', '=', op.expect.epoch);
-        const r = this.run(q.compile());
-        return r.changes > 0 || op.expect === undefined;
+        return true;
+      }
+      case 'updateTask': {
+        const changes = this.update(
+          TASK_FIELDS,
+          op.id,
+          op.set as Record<string, unknown>,
+          op.expect?.state,
+          op.expect?.epoch,
+        );
+        return changes > 0 || op.expect === undefined;
       }
       case 'insertAttempt': {
-        const a = op.attempt;
-        this.run(
-          k
-            .insertInto('attempts')
-            .values({
-              id: a.id,
-              task_id: a.taskId,
-              number: a.number,
-              epoch: a.epoch,
-              agent: a.agent,
-              instance: a.instance,
-              state: a.state,
-              owner: op.owner,
-              pid: a.pid,
-              started_at: a.startedAt,
-              ended_at: a.endedAt,
-              exit_code: a.exitCode,
-              signal: a.signal,
-              output: a.output,
-              error: a.error,
-            })
-            .compile(),
-        );
+        if (direct) {
+          const p: unknown[] = [];
+          pushAttempt(p, op.attempt, op.owner);
+          this.insertRows(this.attemptRows, 1, p);
+        } else {
+          pushAttempt(this.attemptRows.params, op.attempt, op.owner);
+          this.buffered(this.attemptRows, op.attempt.id, settled);
+        }
         return true;
       }
       case 'updateAttempt': {
-        const set: Record<string, unknown> = {};
-        for (const key of Object.keys(op.set).sort()) {
-          const col = ATTEMPT_COLS[key];
-          if (!col) throw new TypeError(`unknown attempt field ${key}`);
-          set[col] = (op.set as Record<string, unknown>)[key];
-        }
-        let q = k.updateTable('attempts').set(set).where('id', '=', op.id);
-        if (op.expect?.state) q = q.where('state', 'in', op.expect.state);
-        const r = this.run(q.compile());
-        return r.changes > 0 || op.expect === undefined;
+        const changes = this.update(
+          ATTEMPT_FIELDS,
+          op.id,
+          op.set as Record<string, unknown>,
+          op.expect?.state,
+          undefined,
+        );
+        return changes > 0 || op.expect === undefined;
       }
       case 'insertWorkflow': {
         const w = op.workflow;
-        this.run(
-          k
-            .insertInto('workflows')
-            .values({
-              id: w.id,
-              name: w.name,
-              state: w.state,
-              file: w.file,
-              dir: w.dir,
-              spec: JSON.stringify(op.spec),
-              created_at: w.createdAt,
-              updated_at: w.updatedAt,
-              ended_at: w.endedAt,
-            })
-            .compile(),
+        const params = [
+          w.id,
+          w.name,
+          w.state,
+          w.file,
+          w.dir,
+          JSON.stringify(op.spec),
+          w.createdAt,
+          w.updatedAt,
+          w.endedAt,
+        ].map(sqliteValue);
+        this.run('insertWorkflow', params, () =>
+          this.kysely.insertInto('workflows').values({
+            id: params[0] as string,
+            name: params[1] as string,
+            state: params[2] as string,
+            file: params[3] as string | null,
+            dir: params[4] as string,
+            spec: params[5] as string,
+            created_at: params[6] as number,
+            updated_at: params[7] as number,
+            ended_at: params[8] as number | null,
+          }),
         );
         return true;
       }
       case 'updateWorkflow': {
-        const set: Record<string, unknown> = {};
-        for (const key of Object.keys(op.set).sort()) {
-          const col = WORKFLOW_COLS[key];
-          if (!col) throw new TypeError(`unknown workflow field ${key}`);
-          set[col] = (op.set as Record<string, unknown>)[key];
-        }
-        let q = k.updateTable('workflows').set(set).where('id', '=', op.id);
-        if (op.expect?.state) q = q.where('state', 'in', op.expect.state);
-        const r = this.run(q.compile());
-        return r.changes > 0 || op.expect === undefined;
-      }
-      case 'event':
-        this.run(
-          k
-            .insertInto('task_events')
-            .values({
-              task_id: op.taskId,
-              attempt_id: op.attemptId,
-              time: op.time ?? now,
-              type: op.type,
-              data: JSON.stringify(op.data),
-            })
-            .compile(),
+        const changes = this.update(
+          WORKFLOW_FIELDS,
+          op.id,
+          op.set as Record<string, unknown>,
+          op.expect?.state,
+          undefined,
         );
+        return changes > 0 || op.expect === undefined;
+      }
+      case 'event': {
+        const p = this.eventRows.params;
+        p.push(
+          sqliteValue(op.taskId),
+          sqliteValue(op.attemptId),
+          sqliteValue(op.time ?? now),
+          sqliteValue(op.type),
+          sqliteValue(JSON.stringify(op.data)),
+        );
+        this.buffered(this.eventRows, null, settled);
         return true;
+      }
       case 'audit': {
         const seq = chain.seq + 1;
         const time = op.time ?? now;
@@ -547,138 +888,169 @@ export class SqliteStore implements Store {
           data: op.data,
           prev_hash: chain.hash,
         });
-        this.run(
-          k
-            .insertInto('audit_records')
-            .values({
-              seq,
-              time,
-              actor: op.actor,
-              action: op.action,
-              subject: op.subject,
-              data: JSON.stringify(op.data),
-              prev_hash: chain.hash,
-              hash,
-            })
-            .compile(),
+        this.auditRows.params.push(
+          seq,
+          sqliteValue(time),
+          sqliteValue(op.actor),
+          sqliteValue(op.action),
+          sqliteValue(op.subject),
+          sqliteValue(JSON.stringify(op.data)),
+          chain.hash,
+          hash,
         );
         chain.seq = seq;
         chain.hash = hash;
         audit.push({ seq, hash });
+        this.buffered(this.auditRows, null, settled);
         return true;
       }
-      case 'upsertAgent':
-        this.run(
-          k
+      case 'upsertAgent': {
+        const spec = JSON.stringify(op.spec);
+        const params = [op.spec.name, spec, now, spec, now].map(sqliteValue);
+        this.run('upsertAgent', params, () =>
+          this.kysely
             .insertInto('agents')
-            .values({ name: op.spec.name, spec: JSON.stringify(op.spec), updated_at: now })
-            .onConflict((oc) => oc.column('name').doUpdateSet({ spec: JSON.stringify(op.spec), updated_at: now }))
-            .compile(),
-        );
-        return true;
-      case 'setInstance': {
-        const values = {
-          agent: op.agent,
-          idx: op.index,
-          state: op.state,
-          restarts: op.restarts ?? 0,
-          updated_at: now,
-        };
-        const update: Record<string, unknown> = { state: op.state, updated_at: now };
-        if (op.restarts !== undefined) update.restarts = op.restarts;
-        this.run(
-          k
-            .insertInto('agent_instances')
-            .values(values)
-            .onConflict((oc) => oc.columns(['agent', 'idx']).doUpdateSet(update))
-            .compile(),
+            .values({ name: params[0] as string, spec, updated_at: now })
+            .onConflict((oc) => oc.column('name').doUpdateSet({ spec, updated_at: now })),
         );
         return true;
       }
-      case 'request':
-        this.run(
-          k
-            .insertInto('requests')
+      case 'setInstance': {
+        const restarts = op.restarts;
+        const params: unknown[] = [op.agent, op.index, op.state, restarts ?? 0, now, op.state, now];
+        if (restarts !== undefined) params.push(restarts);
+        for (let i = 0; i < params.length; i++) params[i] = sqliteValue(params[i]);
+        this.run(`setInstance:${restarts === undefined ? 0 : 1}`, params, () => {
+          const update: Record<string, unknown> = { state: params[5], updated_at: params[6] };
+          if (restarts !== undefined) update.restarts = params[7];
+          return this.kysely
+            .insertInto('agent_instances')
             .values({
-              task_id: op.taskId,
-              action: op.action,
-              actor: op.actor,
-              data: JSON.stringify(op.data ?? null),
-              created_at: now,
-              done_at: null,
-              result: null,
+              agent: params[0] as string,
+              idx: params[1] as number,
+              state: params[2] as string,
+              restarts: params[3] as number,
+              updated_at: params[4] as number,
             })
-            .compile(),
+            .onConflict((oc) => oc.columns(['agent', 'idx']).doUpdateSet(update));
+        });
+        return true;
+      }
+      case 'request': {
+        const params = [op.taskId, op.action, op.actor, JSON.stringify(op.data ?? null), now, null, null].map(
+          sqliteValue,
+        );
+        this.run('request', params, () =>
+          this.kysely.insertInto('requests').values({
+            task_id: params[0] as string,
+            action: params[1] as string,
+            actor: params[2] as string,
+            data: params[3] as string,
+            created_at: params[4] as number,
+            done_at: null,
+            result: null,
+          }),
         );
         return true;
-      case 'requestDone':
-        this.run(
-          k.updateTable('requests').set({ done_at: now, result: op.result }).where('id', '=', op.id).compile(),
+      }
+      case 'requestDone': {
+        const params = [now, op.result, op.id].map(sqliteValue);
+        this.run('requestDone', params, () =>
+          this.kysely
+            .updateTable('requests')
+            .set({ done_at: params[0] as number, result: params[1] as string })
+            .where('id', '=', params[2] as number),
         );
         return true;
+      }
     }
   }
 
+  // ------------------------------------------------------------------ reads
+
+  private taskById(id: string): Row | undefined {
+    const params = [sqliteValue(id)];
+    return this.get('getTask', params, () =>
+      this.kysely.selectFrom('tasks').selectAll().where('id', '=', id),
+    );
+  }
+
   getTask(id: string): Promise<Task | undefined> {
-    const r = this.get(this.kysely.selectFrom('tasks').selectAll().where('id', '=', id).compile());
+    const r = this.taskById(id);
     return Promise.resolve(r ? rowToTask(r) : undefined);
   }
 
   findTasks(idOrKeyOrPrefix: string): Promise<Task[]> {
-    const exact = this.get(this.kysely.selectFrom('tasks').selectAll().where('id', '=', idOrKeyOrPrefix).compile());
+    const exact = this.taskById(idOrKeyOrPrefix);
     if (exact) return Promise.resolve([rowToTask(exact)]);
-    const rows = this.all(
+    const pattern = prefixPattern(idOrKeyOrPrefix);
+    const params = [pattern, idOrKeyOrPrefix, 50];
+    const rows = this.all('findTasks', params, () =>
       this.kysely
         .selectFrom('tasks')
         .selectAll()
         .where((eb) =>
-          eb.or([
-            eb('id', 'like', `${idOrKeyOrPrefix.replace(/[%_]/g, '')}%`),
-            eb('key', '=', idOrKeyOrPrefix),
-          ]),
+          eb.or([sql<SqlBool>`${eb.ref('id')} like ${pattern} escape '\\'`, eb('key', '=', idOrKeyOrPrefix)]),
         )
         .orderBy('created_at', 'desc')
-        .limit(50)
-        .compile(),
+        .limit(50),
     );
     return Promise.resolve(rows.map(rowToTask));
   }
 
   listTasks(filter: TaskFilter = {}): Promise<Task[]> {
-    let q = this.kysely.selectFrom('tasks').selectAll();
-    if (filter.state && filter.state.length > 0) q = q.where('state', 'in', filter.state);
-    if (filter.agent) {
-      const agent = filter.agent;
-      q = q.where((eb) => eb.or([eb('agent', '=', agent), eb('assigned_agent', '=', agent)]));
-    }
-    if (filter.workflowId) q = q.where('workflow_id', '=', filter.workflowId);
-    q = filter.newestFirst ? q.orderBy('created_at', 'desc').orderBy('id', 'desc') : q.orderBy('created_at').orderBy('id');
-    if (filter.limit !== undefined) q = q.limit(filter.limit);
-    return Promise.resolve(this.all(q.compile()).map(rowToTask));
+    const states = filter.state && filter.state.length > 0 ? filter.state : undefined;
+    const agent = filter.agent ? filter.agent : undefined;
+    const workflowId = filter.workflowId ? filter.workflowId : undefined;
+    const newest = filter.newestFirst ? 1 : 0;
+    const limit = filter.limit;
+    const params: unknown[] = [];
+    if (states) for (const s of states) params.push(sqliteValue(s));
+    if (agent !== undefined) params.push(agent, agent);
+    if (workflowId !== undefined) params.push(workflowId);
+    if (limit !== undefined) params.push(sqliteValue(limit));
+    const key = `listTasks:${states ? states.length : 0}:${agent === undefined ? 0 : 1}:${workflowId === undefined ? 0 : 1}:${newest}:${limit === undefined ? 0 : 1}`;
+    const rows = this.all(key, params, () => {
+      let q = this.kysely.selectFrom('tasks').selectAll();
+      if (states) q = q.where('state', 'in', states);
+      if (agent !== undefined)
+        q = q.where((eb) => eb.or([eb('agent', '=', agent), eb('assigned_agent', '=', agent)]));
+      if (workflowId !== undefined) q = q.where('workflow_id', '=', workflowId);
+      q = newest
+        ? q.orderBy('created_at', 'desc').orderBy('id', 'desc')
+        : q.orderBy('created_at').orderBy('id');
+      if (limit !== undefined) q = q.limit(limit);
+      return q;
+    });
+    return Promise.resolve(rows.map(rowToTask));
   }
 
   getAttempts(taskId: string): Promise<Attempt[]> {
-    const rows = this.all(
-      this.kysely.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('number').compile(),
+    const params = [sqliteValue(taskId)];
+    const rows = this.all('getAttempts', params, () =>
+      this.kysely.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('number'),
     );
     return Promise.resolve(rows.map(rowToAttempt));
   }
 
   listAttempts(states: AttemptState[]): Promise<(Attempt & { owner: string })[]> {
-    const rows = this.all(this.kysely.selectFrom('attempts').selectAll().where('state', 'in', states).compile());
+    const params = states.map(sqliteValue);
+    const rows = this.all(`listAttempts:${states.length}`, params, () =>
+      this.kysely.selectFrom('attempts').selectAll().where('state', 'in', states),
+    );
     return Promise.resolve(rows.map(rowToAttempt));
   }
 
   getEvents(taskId: string, afterSeq = 0, limit = 10_000): Promise<TaskEvent[]> {
-    const rows = this.all(
+    const params = [taskId, afterSeq, limit].map(sqliteValue);
+    const rows = this.all('getEvents', params, () =>
       this.kysely
         .selectFrom('task_events')
         .selectAll()
         .where('task_id', '=', taskId)
         .where('seq', '>', afterSeq)
         .orderBy('seq')
-        .limit(limit)
-        .compile(),
+        .limit(limit),
     );
     return Promise.resolve(
       rows.map((r) => ({
@@ -693,37 +1065,55 @@ export class SqliteStore implements Store {
   }
 
   getWorkflow(id: string): Promise<Workflow | undefined> {
-    const r = this.get(this.kysely.selectFrom('workflows').selectAll().where('id', '=', id).compile());
+    const params = [sqliteValue(id)];
+    const r = this.get('getWorkflow', params, () =>
+      this.kysely.selectFrom('workflows').selectAll().where('id', '=', id),
+    );
     return Promise.resolve(r ? rowToWorkflow(r) : undefined);
   }
 
   findWorkflows(idOrPrefix: string): Promise<Workflow[]> {
-    const rows = this.all(
+    const pattern = prefixPattern(idOrPrefix);
+    const params = [pattern, idOrPrefix, 50];
+    const rows = this.all('findWorkflows', params, () =>
       this.kysely
         .selectFrom('workflows')
         .selectAll()
-        .where((eb) => eb.or([eb('id', 'like', `${idOrPrefix.replace(/[%_]/g, '')}%`), eb('name', '=', idOrPrefix)]))
+        .where((eb) =>
+          eb.or([sql<SqlBool>`${eb.ref('id')} like ${pattern} escape '\\'`, eb('name', '=', idOrPrefix)]),
+        )
         .orderBy('created_at', 'desc')
-        .limit(50)
-        .compile(),
+        .limit(50),
     );
     return Promise.resolve(rows.map(rowToWorkflow));
   }
 
   listWorkflows(states?: WorkflowState[]): Promise<Workflow[]> {
-    let q = this.kysely.selectFrom('workflows').selectAll();
-    if (states && states.length > 0) q = q.where('state', 'in', states);
-    return Promise.resolve(this.all(q.orderBy('created_at').compile()).map(rowToWorkflow));
+    const filtered = states && states.length > 0 ? states : undefined;
+    const params = filtered ? filtered.map(sqliteValue) : [];
+    const rows = this.all(`listWorkflows:${filtered ? filtered.length : 0}`, params, () => {
+      let q = this.kysely.selectFrom('workflows').selectAll();
+      if (filtered) q = q.where('state', 'in', filtered);
+      return q.orderBy('created_at');
+    });
+    return Promise.resolve(rows.map(rowToWorkflow));
   }
 
   getWorkflowSpec(id: string): Promise<Json | undefined> {
-    const r = this.get(this.kysely.selectFrom('workflows').select('spec').where('id', '=', id).compile());
+    const params = [sqliteValue(id)];
+    const r = this.get('getWorkflowSpec', params, () =>
+      this.kysely.selectFrom('workflows').select('spec').where('id', '=', id),
+    );
     return Promise.resolve(r ? (JSON.parse(r.spec as string) as Json) : undefined);
   }
 
   listAgents(): Promise<AgentRecord[]> {
-    const agents = this.all(this.kysely.selectFrom('agents').selectAll().orderBy('name').compile());
-    const inst = this.all(this.kysely.selectFrom('agent_instances').selectAll().orderBy('agent').orderBy('idx').compile());
+    const agents = this.all('listAgents', [], () =>
+      this.kysely.selectFrom('agents').selectAll().orderBy('name'),
+    );
+    const inst = this.all('listInstances', [], () =>
+      this.kysely.selectFrom('agent_instances').selectAll().orderBy('agent').orderBy('idx'),
+    );
     return Promise.resolve(
       agents.map((a) => ({
         name: a.name as string,
@@ -741,14 +1131,14 @@ export class SqliteStore implements Store {
   }
 
   auditRecords(fromSeq: number, limit: number): Promise<AuditRecord[]> {
-    const rows = this.all(
+    const params = [fromSeq, limit].map(sqliteValue);
+    const rows = this.all('auditRecords', params, () =>
       this.kysely
         .selectFrom('audit_records')
         .selectAll()
         .where('seq', '>=', fromSeq)
         .orderBy('seq')
-        .limit(limit)
-        .compile(),
+        .limit(limit),
     );
     return Promise.resolve(rows.map(rowToAudit));
   }
@@ -759,15 +1149,16 @@ export class SqliteStore implements Store {
   }
 
   auditFor(subject: string): Promise<AuditRecord[]> {
-    const rows = this.all(
-      this.kysely.selectFrom('audit_records').selectAll().where('subject', '=', subject).orderBy('seq').compile(),
+    const params = [sqliteValue(subject)];
+    const rows = this.all('auditFor', params, () =>
+      this.kysely.selectFrom('audit_records').selectAll().where('subject', '=', subject).orderBy('seq'),
     );
     return Promise.resolve(rows.map(rowToAudit));
   }
 
   pendingRequests(): Promise<Request[]> {
-    const rows = this.all(
-      this.kysely.selectFrom('requests').selectAll().where('done_at', 'is', null).orderBy('id').compile(),
+    const rows = this.all('pendingRequests', [], () =>
+      this.kysely.selectFrom('requests').selectAll().where('done_at', 'is', null).orderBy('id'),
     );
     return Promise.resolve(
       rows.map((r) => ({
@@ -781,12 +1172,19 @@ export class SqliteStore implements Store {
     );
   }
 
+  // ------------------------------------------------------------------ lease
+
+  private leaseRow(): Row | undefined {
+    return this.get('getLease', ['engine'], () =>
+      this.kysely.selectFrom('leases').selectAll().where('name', '=', 'engine'),
+    );
+  }
+
   async acquireLease(owner: string, ttlMs: number, isGone: (lease: Lease) => boolean): Promise<Lease | null> {
     await this.flush();
     const now = Date.now();
-    const k = this.kysely;
     const tx = this.db.transaction((): Lease | null => {
-      const r = this.get(k.selectFrom('leases').selectAll().where('name', '=', 'engine').compile());
+      const r = this.leaseRow();
       const current = r ? rowToLease(r) : undefined;
       if (current && current.owner !== owner && current.expiresAt > now && !isGone(current)) {
         throw new SmithError(
@@ -796,30 +1194,45 @@ export class SqliteStore implements Store {
           { context: { ...current } },
         );
       }
-      const values = {
-        name: 'engine',
+      const host = hostname();
+      const expires = now + ttlMs;
+      const params = [
+        'engine',
         owner,
-        pid: process.pid,
-        host: hostName(),
-        acquired_at: now,
-        heartbeat_at: now,
-        expires_at: now + ttlMs,
-      };
-      this.run(
-        k
+        process.pid,
+        host,
+        now,
+        now,
+        expires,
+        owner,
+        process.pid,
+        host,
+        now,
+        now,
+        expires,
+      ].map(sqliteValue);
+      this.run('acquireLease', params, () =>
+        this.kysely
           .insertInto('leases')
-          .values(values)
+          .values({
+            name: 'engine',
+            owner,
+            pid: process.pid,
+            host,
+            acquired_at: now,
+            heartbeat_at: now,
+            expires_at: expires,
+          })
           .onConflict((oc) =>
             oc.column('name').doUpdateSet({
               owner,
-              pid: values.pid,
-              host: values.host,
+              pid: process.pid,
+              host,
               acquired_at: now,
               heartbeat_at: now,
-              expires_at: now + ttlMs,
+              expires_at: expires,
             }),
-          )
-          .compile(),
+          ),
       );
       return current && current.owner !== owner ? current : null;
     });
@@ -833,13 +1246,13 @@ export class SqliteStore implements Store {
   renewLease(owner: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
     try {
-      const r = this.run(
+      const params = [now, now + ttlMs, 'engine', owner].map(sqliteValue);
+      const r = this.run('renewLease', params, () =>
         this.kysely
           .updateTable('leases')
           .set({ heartbeat_at: now, expires_at: now + ttlMs })
           .where('name', '=', 'engine')
-          .where('owner', '=', owner)
-          .compile(),
+          .where('owner', '=', owner),
       );
       return Promise.resolve(r.changes > 0);
     } catch (err) {
@@ -849,11 +1262,14 @@ export class SqliteStore implements Store {
 
   async releaseLease(owner: string): Promise<void> {
     await this.flush();
-    this.run(this.kysely.deleteFrom('leases').where('name', '=', 'engine').where('owner', '=', owner).compile());
+    const params = ['engine', owner];
+    this.run('releaseLease', params, () =>
+      this.kysely.deleteFrom('leases').where('name', '=', 'engine').where('owner', '=', owner),
+    );
   }
 
   getLease(): Promise<Lease | undefined> {
-    const r = this.get(this.kysely.selectFrom('leases').selectAll().where('name', '=', 'engine').compile());
+    const r = this.leaseRow();
     return Promise.resolve(r ? rowToLease(r) : undefined);
   }
 
@@ -869,17 +1285,16 @@ export class SqliteStore implements Store {
   }
 }
 
-function rowToLease(r: Row): Lease {
-  return {
-    owner: r.owner as string,
-    pid: Number(r.pid),
-    host: r.host as string,
-    acquiredAt: Number(r.acquired_at),
-    heartbeatAt: Number(r.heartbeat_at),
-    expiresAt: Number(r.expires_at),
-  };
-}
-
-function hostName(): string {
-  return hostname();
+/** Whether `op` writes to the database when applied (rather than buffering its row). */
+function writesAtOnce(op: Op, direct: boolean): boolean {
+  switch (op.op) {
+    case 'event':
+    case 'audit':
+      return false;
+    case 'insertTask':
+    case 'insertAttempt':
+      return direct;
+    default:
+      return true;
+  }
 }
