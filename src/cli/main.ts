@@ -1,11 +1,25 @@
 /**
  * The `smith` command (commander). Only this layer knows exit codes.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { agentsCommand, auditVerifyCommand, taskCommand, tasksCommand } from './commands/inspect.js';
 import { controlCommand, initCommand } from './commands/control.js';
 import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
 import { context, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
+
+/**
+ * A commander option parser that accepts an integer in [min, max] and keeps the text as written
+ * (the commands convert it). Anything else is a usage error (exit 2) naming the option and the range.
+ */
+function integerIn(min: number, max: number, what: string): (value: string) => string {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected ${what}`);
+    }
+    return value;
+  };
+}
 
 /** Build the program; `exit` receives each action's exit code. */
 export function buildProgram(exit: (code: number) => void): Command {
@@ -40,15 +54,28 @@ export function buildProgram(exit: (code: number) => void): Command {
 
   program
     .command('run')
-    .description('run a workflow file, or one task: smith run WORKFLOW.yaml | smith run --agent NAME "prompt"')
+    .description(
+      'run a workflow file, or one task: smith run WORKFLOW.yaml | smith run --agent NAME "prompt"',
+    )
     .argument('[target]', 'workflow file, or the prompt with --agent')
     .argument('[prompt]', 'the prompt (with --agent)')
     .option('--agent <name>', 'run one task on this agent')
-    .option('--capabilities <list>', 'run one task on the least-loaded agent with these capabilities (comma list)')
-    .option('--priority <n>', '1 (highest) .. 10')
+    .option(
+      '--capabilities <list>',
+      'run one task on the least-loaded agent with these capabilities (comma list)',
+    )
+    .option('--priority <n>', '1 (highest) .. 10', integerIn(1, 10, 'an integer from 1 (highest) to 10'))
     .option('--timeout <duration>', 'per-attempt timeout, e.g. 30s, 10m')
-    .option('--retries <n>', 'retries after the first attempt')
-    .option('--concurrency <n>', 'global limit of attempts at once')
+    .option(
+      '--retries <n>',
+      'retries after the first attempt',
+      integerIn(0, 1000, 'a whole number of retries from 0 to 1000'),
+    )
+    .option(
+      '--concurrency <n>',
+      'global limit of attempts at once',
+      integerIn(1, 100_000, 'a whole number of attempts at once from 1 to 100000'),
+    )
     .option('--json', 'end with one JSON object {workflow, tasks}')
     .action(
       act(async (g, target: string | undefined, prompt: string | undefined, o: RunOptions) =>
@@ -58,7 +85,7 @@ export function buildProgram(exit: (code: number) => void): Command {
 
   program
     .command('demo')
-    .description('run the demo workflow on this git repository (or on MisterSmith\'s own checkout)')
+    .description("run the demo workflow on this git repository (or on MisterSmith's own checkout)")
     .option('--json', 'end with one JSON object {workflow, tasks}')
     .action(act(async (g) => demoCommand(await context(g))));
 
@@ -74,9 +101,17 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option('--state <states>', 'filter by state (comma list)')
     .option('--agent <name>', 'filter by agent')
     .option('--workflow <id|name>', 'filter by workflow')
-    .option('--limit <n>', 'at most n, newest first')
+    .option(
+      '--limit <n>',
+      'at most n, newest first',
+      integerIn(1, Number.MAX_SAFE_INTEGER, 'a positive integer'),
+    )
     .option('--json', 'JSON array')
-    .action(act(async (g, o: { state?: string; agent?: string; workflow?: string; limit?: string }) => tasksCommand(await context(g), o)));
+    .action(
+      act(async (g, o: { state?: string; agent?: string; workflow?: string; limit?: string }) =>
+        tasksCommand(await context(g), o),
+      ),
+    );
 
   program
     .command('task')
@@ -123,6 +158,11 @@ export function buildProgram(exit: (code: number) => void): Command {
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
+  // Keep the process alive until the command has finished. The engine's and the store's timers are
+  // unref'd (so that a library user's process can exit), and a pending promise holds nothing: while
+  // the only thing left is, say, a retry's backoff timer, Node would otherwise exit with code 0 in
+  // the middle of `smith run`, printing nothing.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -130,6 +170,8 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     throw err;
+  } finally {
+    clearInterval(keepAlive);
   }
   return code;
 }

@@ -8,6 +8,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SmithError } from '../../core/errors.js';
+import { canTransitionTask, isTerminalTaskState, TASK_STATES } from '../../core/states.js';
 import type { Task } from '../../core/types.js';
 import { Engine } from '../../engine/engine.js';
 import { openHomeStore, ownerIsAlive, Ownership, storeFile } from '../../engine/home.js';
@@ -19,20 +20,63 @@ import { EXIT, type Context } from '../context.js';
 import { findOneTask } from './inspect.js';
 
 /** The verbs and what they ask for. */
-const ACTIONS: Record<string, RequestAction> = { cancel: 'cancel', pause: 'pause', 'resume-task': 'resume', retry: 'retry' };
+const ACTIONS: Record<string, RequestAction> = {
+  cancel: 'cancel',
+  pause: 'pause',
+  'resume-task': 'resume',
+  retry: 'retry',
+};
 
 function actor(): string {
   return `user:${process.env.USER ?? process.env.LOGNAME ?? 'unknown'}`;
 }
 
-async function waitForOwner(store: Store, taskId: string, before: Task, timeoutMs: number): Promise<Task> {
+/**
+ * Why `action` cannot apply to `t` in its current state (the task state machine decides), or
+ * undefined when it can. Checked before asking a running smith, which could not report it back.
+ */
+function refusal(action: RequestAction, t: Task): string | undefined {
+  const name = `task ${t.id} (${t.key})`;
+  switch (action) {
+    case 'cancel':
+      return canTransitionTask(t.state, 'canceled')
+        ? undefined
+        : `${name} is ${t.state}: it has ended, so there is nothing to cancel`;
+    case 'pause': {
+      if (canTransitionTask(t.state, 'paused')) return undefined;
+      const pausable = TASK_STATES.filter((s) => canTransitionTask(s, 'paused'));
+      return `${name} is ${t.state}; only ${pausable.join(', ')} tasks can be paused`;
+    }
+    case 'resume':
+      return t.state === 'paused' ? undefined : `${name} is ${t.state}, not paused; nothing to resume`;
+    case 'retry':
+      if (t.state === 'completed') return `${name} completed; a completed task never runs again`;
+      return isTerminalTaskState(t.state)
+        ? undefined
+        : `${name} is ${t.state}; only failed, rejected or canceled tasks can be retried`;
+    default:
+      return undefined;
+  }
+}
+
+/** Wait until the owner has taken the request; returns the task then, and whether it was taken. */
+async function waitForOwner(
+  store: Store,
+  taskId: string,
+  before: Task,
+  timeoutMs: number,
+): Promise<{ task: Task; served: boolean }> {
   const deadline = Date.now() + timeoutMs;
+  let served = false;
   while (Date.now() < deadline) {
     const pending = await store.pendingRequests();
-    if (!pending.some((r) => r.taskId === taskId)) break;
+    if (!pending.some((r) => r.taskId === taskId)) {
+      served = true;
+      break;
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return (await store.getTask(taskId)) ?? before;
+  return { task: (await store.getTask(taskId)) ?? before, served };
 }
 
 /** `smith cancel|pause|resume-task|retry ID`. */
@@ -42,13 +86,23 @@ export async function controlCommand(ctx: Context, verb: string, id: string): Pr
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
     const task = await findOneTask(store, id);
+    const refused = refusal(action, task);
+    if (refused) {
+      throw new SmithError('INVALID_TRANSITION', refused, { context: { task: task.id, state: task.state } });
+    }
     let after: Task;
     let via: string;
     const owner = await ownerIsAlive(store);
     if (owner) {
       await store.commit([{ op: 'request', taskId: task.id, action, actor: actor() }]);
-      after = await waitForOwner(store, task.id, task, 10_000);
-      via = `asked the running smith (pid ${owner.pid})`;
+      const waited = await waitForOwner(store, task.id, task, 10_000);
+      after = waited.task;
+      via = waited.served
+        ? `asked the running smith (pid ${owner.pid})`
+        : `asked the running smith (pid ${owner.pid}); it has not acted on it yet and will when it can`;
+      if (waited.served && after.state === task.state && action !== 'retry') {
+        via += `; it left the task ${after.state} (it may have changed meanwhile: see smith task ${after.id})`;
+      }
     } else {
       const ownership = await Ownership.acquire(store, ctx.home, () => undefined);
       const engine = new Engine({
@@ -71,7 +125,9 @@ export async function controlCommand(ctx: Context, verb: string, id: string): Pr
       if (action === 'retry' || action === 'resume') via += '. Run "smith resume" to run it';
     }
     if (ctx.json) {
-      process.stdout.write(JSON.stringify({ id: after.id, key: after.key, state: after.state, before: task.state }) + '\n');
+      process.stdout.write(
+        JSON.stringify({ id: after.id, key: after.key, state: after.state, before: task.state }) + '\n',
+      );
     } else {
       process.stdout.write(`task ${after.id} (${after.key}): ${task.state} -> ${after.state} (${via})\n`);
     }
