@@ -59,7 +59,11 @@ async function noopThroughput(n, synchronous) {
   const agents = [{ name: 'noop', runtime: 'function', capabilities: [], concurrency: 256 }];
   return withEngine({ synchronous, agents, functions: { noop: () => '' } }, async (engine, store, dir) => {
     const t0 = performance.now();
-    const wf = await engine.submitBatch('bench', dir, Array.from({ length: n }, () => ({ agent: 'noop', prompt: '' })));
+    const wf = await engine.submitBatch(
+      'bench',
+      dir,
+      Array.from({ length: n }, () => ({ agent: 'noop', prompt: '' })),
+    );
     const done = await engine.waitWorkflow(wf.id);
     const ms = performance.now() - t0;
     const head = await store.auditHead();
@@ -78,7 +82,11 @@ async function submitToStart(n) {
     for (let i = 0; i < n; i++) {
       const key = `k${i}`;
       submitted.set(key, performance.now());
-      waits.push(engine.submitTask({ agent: 'noop', prompt: '', key, workdir: dir }).then((r) => engine.waitWorkflow(r.workflow.id)));
+      waits.push(
+        engine
+          .submitTask({ agent: 'noop', prompt: '', key, workdir: dir })
+          .then((r) => engine.waitWorkflow(r.workflow.id)),
+      );
       if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5)); // ~2,000 submissions/s, in bursts of 10
     }
     await Promise.all(waits);
@@ -109,7 +117,9 @@ async function bareSpawns(n, parallel) {
 }
 
 async function processOverhead(n, parallel, synchronous) {
-  const agents = [{ name: 'true', runtime: 'process', command: ['/bin/true'], capabilities: [], concurrency: parallel }];
+  const agents = [
+    { name: 'true', runtime: 'process', command: ['/bin/true'], capabilities: [], concurrency: parallel },
+  ];
   const bare = [];
   const viaSmith = [];
   for (let round = 0; round < 3; round++) {
@@ -117,7 +127,11 @@ async function processOverhead(n, parallel, synchronous) {
     viaSmith.push(
       await withEngine({ synchronous, agents, concurrency: parallel }, async (engine, _s, dir) => {
         const t0 = performance.now();
-        const wf = await engine.submitBatch('spawn', dir, Array.from({ length: n }, () => ({ agent: 'true', prompt: '' })));
+        const wf = await engine.submitBatch(
+          'spawn',
+          dir,
+          Array.from({ length: n }, () => ({ agent: 'true', prompt: '' })),
+        );
         const done = await engine.waitWorkflow(wf.id);
         if (done.state !== 'completed') throw new Error(`process bench ended ${done.state}`);
         return performance.now() - t0;
@@ -131,18 +145,30 @@ async function processOverhead(n, parallel, synchronous) {
 
 async function fanOutIn(width) {
   const agents = [{ name: 'noop', runtime: 'function', capabilities: [], concurrency: 256 }];
-  return withEngine({ synchronous: 'FULL', agents, functions: { noop: (i) => `${Object.keys(i.needs).length}` } }, async (engine, store, dir) => {
-    const tasks = [{ key: 'root', agent: 'noop', prompt: '', needs: [], retries: 0, priority: 5 }];
-    for (let i = 0; i < width; i++) tasks.push({ key: `m${i}`, agent: 'noop', prompt: '', needs: ['root'], retries: 0, priority: 5 });
-    tasks.push({ key: 'sink', agent: 'noop', prompt: '', needs: tasks.slice(1).map((t) => t.key), retries: 0, priority: 5 });
-    const t0 = performance.now();
-    const wf = await engine.submitWorkflow({ name: 'fan', dir, agents: {}, tasks });
-    const done = await engine.waitWorkflow(wf.id);
-    const ms = performance.now() - t0;
-    const sink = (await store.listTasks({ workflowId: wf.id })).find((t) => t.key === 'sink');
-    if (done.state !== 'completed' || sink.output !== String(width)) throw new Error('fan-out/in did not complete');
-    return { ms, tasks: width + 2 };
-  });
+  return withEngine(
+    { synchronous: 'FULL', agents, functions: { noop: (i) => `${Object.keys(i.needs).length}` } },
+    async (engine, store, dir) => {
+      const tasks = [{ key: 'root', agent: 'noop', prompt: '', needs: [], retries: 0, priority: 5 }];
+      for (let i = 0; i < width; i++)
+        tasks.push({ key: `m${i}`, agent: 'noop', prompt: '', needs: ['root'], retries: 0, priority: 5 });
+      tasks.push({
+        key: 'sink',
+        agent: 'noop',
+        prompt: '',
+        needs: tasks.slice(1).map((t) => t.key),
+        retries: 0,
+        priority: 5,
+      });
+      const t0 = performance.now();
+      const wf = await engine.submitWorkflow({ name: 'fan', dir, agents: {}, tasks });
+      const done = await engine.waitWorkflow(wf.id);
+      const ms = performance.now() - t0;
+      const sink = (await store.listTasks({ workflowId: wf.id })).find((t) => t.key === 'sink');
+      if (done.state !== 'completed' || sink.output !== String(width))
+        throw new Error('fan-out/in did not complete');
+      return { ms, tasks: width + 2 };
+    },
+  );
 }
 
 function peakRssMb() {
@@ -155,17 +181,24 @@ async function queuedRss(n) {
   let release;
   const gate = new Promise((r) => (release = r));
   const agents = [{ name: 'blocked', runtime: 'function', capabilities: [], concurrency: 1 }];
-  return withEngine({ synchronous: 'NORMAL', agents, functions: { blocked: () => gate } }, async (engine, store, dir) => {
-    const before = process.memoryUsage().rss / 1048576;
-    const wf = await engine.submitBatch('queued', dir, Array.from({ length: n }, () => ({ agent: 'blocked', prompt: '' })));
-    await store.flush();
-    global.gc?.();
-    const rss = process.memoryUsage().rss / 1048576;
-    const peak = peakRssMb();
-    release('');
-    await engine.waitWorkflow(wf.id);
-    return { rssMb: rss, peakMb: peak, baselineMb: before };
-  });
+  return withEngine(
+    { synchronous: 'NORMAL', agents, functions: { blocked: () => gate } },
+    async (engine, store, dir) => {
+      const before = process.memoryUsage().rss / 1048576;
+      const wf = await engine.submitBatch(
+        'queued',
+        dir,
+        Array.from({ length: n }, () => ({ agent: 'blocked', prompt: '' })),
+      );
+      await store.flush();
+      global.gc?.();
+      const rss = process.memoryUsage().rss / 1048576;
+      const peak = peakRssMb();
+      release('');
+      await engine.waitWorkflow(wf.id);
+      return { rssMb: rss, peakMb: peak, baselineMb: before };
+    },
+  );
 }
 
 const sizes = quick ? [1000, 10000] : [1000, 10000, 100000];
@@ -175,26 +208,60 @@ if (!only || only === 'noop') {
       const runs = [];
       for (let i = 0; i < (n >= 100000 ? 1 : 3); i++) runs.push(await noopThroughput(n, synchronous));
       const tps = runs.map((r) => r.tasksPerS);
-      emit({ bench: 'noop_throughput', synchronous, tasks: n, runs: runs.length, tasks_per_s_median: Math.round(median(tps)), tasks_per_s: tps.map(Math.round), audit_records: runs[0].auditRecords });
+      emit({
+        bench: 'noop_throughput',
+        synchronous,
+        tasks: n,
+        runs: runs.length,
+        tasks_per_s_median: Math.round(median(tps)),
+        tasks_per_s: tps.map(Math.round),
+        audit_records: runs[0].auditRecords,
+      });
     }
   }
 }
 if (!only || only === 'latency') {
   const r = await submitToStart(quick ? 500 : 2000);
-  emit({ bench: 'submit_to_start', synchronous: 'FULL', tasks: r.n, p50_ms: +r.p50.toFixed(2), p99_ms: +r.p99.toFixed(2) });
+  emit({
+    bench: 'submit_to_start',
+    synchronous: 'FULL',
+    tasks: r.n,
+    p50_ms: +r.p50.toFixed(2),
+    p99_ms: +r.p99.toFixed(2),
+  });
 }
 if (!only || only === 'process') {
   for (const parallel of [1, 4]) {
     const r = await processOverhead(quick ? 100 : 300, parallel, 'FULL');
-    emit({ bench: 'process_overhead', synchronous: 'FULL', parallel, tasks: quick ? 100 : 300, bare_spawn_ms_per_task: +r.bareMsPerTask.toFixed(3), smith_ms_per_task: +r.smithMsPerTask.toFixed(3), overhead_ms_per_task: +r.overheadMsPerTask.toFixed(3), ratio: +r.ratio.toFixed(2) });
+    emit({
+      bench: 'process_overhead',
+      synchronous: 'FULL',
+      parallel,
+      tasks: quick ? 100 : 300,
+      bare_spawn_ms_per_task: +r.bareMsPerTask.toFixed(3),
+      smith_ms_per_task: +r.smithMsPerTask.toFixed(3),
+      overhead_ms_per_task: +r.overheadMsPerTask.toFixed(3),
+      ratio: +r.ratio.toFixed(2),
+    });
   }
 }
 if (!only || only === 'fan') {
   const runs = [];
   for (let i = 0; i < 3; i++) runs.push(await fanOutIn(1000));
-  emit({ bench: 'fan_out_in', synchronous: 'FULL', tasks: runs[0].tasks, ms_median: Math.round(median(runs.map((r) => r.ms))) });
+  emit({
+    bench: 'fan_out_in',
+    synchronous: 'FULL',
+    tasks: runs[0].tasks,
+    ms_median: Math.round(median(runs.map((r) => r.ms))),
+  });
 }
 if (!only || only === 'rss') {
   const r = await queuedRss(quick ? 10000 : 100000);
-  emit({ bench: 'queued_rss', tasks_queued: quick ? 10000 : 100000, rss_mb: Math.round(r.rssMb), peak_rss_mb: Math.round(r.peakMb), baseline_rss_mb: Math.round(r.baselineMb) });
+  emit({
+    bench: 'queued_rss',
+    tasks_queued: quick ? 10000 : 100000,
+    rss_mb: Math.round(r.rssMb),
+    peak_rss_mb: Math.round(r.peakMb),
+    baseline_rss_mb: Math.round(r.baselineMb),
+  });
 }

@@ -98,7 +98,8 @@ describe('crash recovery (kill -9 of smith run)', () => {
     try {
       const records = await after.auditRecords(1, 1_000_000);
       const completions = new Map<string, number>();
-      for (const r of records) if (r.action === 'task.completed') completions.set(r.subject, (completions.get(r.subject) ?? 0) + 1);
+      for (const r of records)
+        if (r.action === 'task.completed') completions.set(r.subject, (completions.get(r.subject) ?? 0) + 1);
       expect(completions.size).toBe(TASKS);
       expect([...completions.values()].every((n) => n === 1)).toBe(true);
       // tasks that had completed before the crash never ran again
@@ -107,14 +108,18 @@ describe('crash recovery (kill -9 of smith run)', () => {
         expect(attempts.filter((a) => a.state !== 'lost')).toHaveLength(1);
       }
       // the attempts that were running when smith died are recorded as lost
-      const lost = (await Promise.all(runningBefore.map((t) => after.getAttempts(t.id)))).flat().filter((a) => a.state === 'lost');
+      const lost = (await Promise.all(runningBefore.map((t) => after.getAttempts(t.id))))
+        .flat()
+        .filter((a) => a.state === 'lost');
       expect(lost.length).toBe(runningBefore.length);
       for (const a of lost) if (a.pid !== null) expect(isAlive(a.pid)).toBe(false);
     } finally {
       await after.close();
     }
 
-    const verify = spawnSync(process.execPath, [BIN, '--home', home, 'audit', 'verify'], { encoding: 'utf8' });
+    const verify = spawnSync(process.execPath, [BIN, '--home', home, 'audit', 'verify'], {
+      encoding: 'utf8',
+    });
     expect(verify.status, verify.stdout + verify.stderr).toBe(0);
     expect(findProcessesByEnv('SMITH_HOME', home)).toEqual([]);
   });

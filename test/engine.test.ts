@@ -40,7 +40,14 @@ describe('engine (function runtime, real SQLite file)', () => {
       agents: {},
       tasks: [
         { key: 'a', agent: 'echo', prompt: 'A', needs: [], retries: 0, priority: 5 },
-        { key: 'b', capabilities: ['x'], prompt: 'B {needs.a.output}', needs: ['a'], retries: 0, priority: 5 },
+        {
+          key: 'b',
+          capabilities: ['x'],
+          prompt: 'B {needs.a.output}',
+          needs: ['a'],
+          retries: 0,
+          priority: 5,
+        },
         { key: 'c', agent: 'echo', prompt: 'C', needs: ['a'], retries: 0, priority: 5 },
         { key: 'd', agent: 'echo', prompt: 'D', needs: ['b', 'c'], retries: 0, priority: 5 },
       ],
@@ -57,7 +64,12 @@ describe('engine (function runtime, real SQLite file)', () => {
     expect(tasks.find((t) => t.key === 'd')!.output).toBe('d:b+c|D');
     expect(tasks.every((t) => t.state === 'completed' && t.attempts === 1)).toBe(true);
     const audit = await store.auditFor(b.id);
-    expect(audit.map((r) => r.action)).toEqual(['task.created', 'task.queued', 'task.running', 'task.completed']);
+    expect(audit.map((r) => r.action)).toEqual([
+      'task.created',
+      'task.queued',
+      'task.running',
+      'task.completed',
+    ]);
     const v = await verifyAuditChain(store);
     expect(v.ok).toBe(true);
   });
@@ -101,7 +113,11 @@ describe('engine (function runtime, real SQLite file)', () => {
     expect(byKey.after!.state).toBe('canceled');
     expect(byKey.after!.reason).toContain('dependency_failed');
     expect(byKey.other!.state).toBe('completed');
-    expect((await store.getAttempts(byKey.bad!.id)).map((a) => a.state)).toEqual(['failed', 'failed', 'failed']);
+    expect((await store.getAttempts(byKey.bad!.id)).map((a) => a.state)).toEqual([
+      'failed',
+      'failed',
+      'failed',
+    ]);
   });
 
   it('honours priorities, per-agent concurrency and the global limit', async () => {
@@ -118,7 +134,13 @@ describe('engine (function runtime, real SQLite file)', () => {
         return '';
       },
     });
-    const engine = new Engine({ store, runtimes: [fr], agents: [agent('w', [], 3)], home: tmp.dir, concurrency: 2 });
+    const engine = new Engine({
+      store,
+      runtimes: [fr],
+      agents: [agent('w', [], 3)],
+      home: tmp.dir,
+      concurrency: 2,
+    });
     await engine.start();
     const tasks = Array.from({ length: 12 }, (_, i) => ({
       key: `k${i}`,

@@ -49,7 +49,8 @@ export function printError(err: unknown, json: boolean): void {
   const message = err instanceof Error ? err.message : String(err);
   if (json) process.stdout.write(JSON.stringify({ error: { code, message } }) + '\n');
   process.stderr.write(`smith: ${message}\n`);
-  if (!isSmithError(err) && err instanceof Error && process.env.SMITH_DEBUG) process.stderr.write(`${err.stack}\n`);
+  if (!isSmithError(err) && err instanceof Error && process.env.SMITH_DEBUG)
+    process.stderr.write(`${err.stack}\n`);
 }
 
 /** The resolved home and config of a command. */

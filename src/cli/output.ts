@@ -8,7 +8,14 @@ export function useColor(s: NodeJS.WriteStream): boolean {
   return Boolean(s.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 }
 
-const CODES: Record<string, string> = { red: '31', green: '32', yellow: '33', blue: '34', gray: '90', bold: '1' };
+const CODES: Record<string, string> = {
+  red: '31',
+  green: '32',
+  yellow: '33',
+  blue: '34',
+  gray: '90',
+  bold: '1',
+};
 
 /** Wrap `text` in an ANSI color when `on`. */
 export function paint(on: boolean, color: keyof typeof CODES, text: string): string {
@@ -57,11 +64,14 @@ const ANSI = /\u001b\[[0-9;]*m/g;
 /** Render rows as an aligned table (the first row is the header). */
 export function table(rows: string[][]): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.replace(ANSI, '').length)));
+  for (const r of rows)
+    r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.replace(ANSI, '').length)));
   return rows
     .map((r) =>
       r
-        .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - c.replace(ANSI, '').length)))
+        .map((c, i) =>
+          i === r.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - c.replace(ANSI, '').length),
+        )
         .join('  ')
         .trimEnd(),
     )

@@ -51,7 +51,15 @@ export class ProgressView {
       }
       if (!this.tty) this.out.write(`${new Date().toISOString().slice(11, 19)} ${task.key} ${to}\n`);
     };
-    const progressListener = ({ taskId, pct, message }: { taskId: string; pct?: number; message?: string }): void => {
+    const progressListener = ({
+      taskId,
+      pct,
+      message,
+    }: {
+      taskId: string;
+      pct?: number;
+      message?: string;
+    }): void => {
       const row = this.rows.get(taskId);
       if (!row) return;
       if (pct !== undefined) row.pct = pct;
@@ -77,18 +85,23 @@ export class ProgressView {
       const pct = r.pct === undefined ? '' : `${String(Math.round(r.pct)).padStart(3)}%`;
       const since = r.startedAt ? formatDuration(Date.now() - r.startedAt) : '';
       const msg = (r.message ?? '').slice(0, Math.max(0, (this.out.columns ?? 80) - 45));
-      lines.push(`  ${paint(this.color, stateColor(r.state), r.state.padEnd(9))} ${r.key.padEnd(16).slice(0, 16)} ${pct.padStart(4)} ${since.padStart(6)}  ${msg}`);
+      lines.push(
+        `  ${paint(this.color, stateColor(r.state), r.state.padEnd(9))} ${r.key.padEnd(16).slice(0, 16)} ${pct.padStart(4)} ${since.padStart(6)}  ${msg}`,
+      );
     }
     if (running.length > 12) lines.push(`  … and ${running.length - 12} more running`);
     const done = Object.values(this.ended).reduce((a, b) => a + b, 0);
     const filled = this.total > 0 ? Math.round((done / this.total) * width) : 0;
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
     const parts = Object.entries(this.ended).map(([k, v]) => paint(this.color, stateColor(k), `${v} ${k}`));
-    lines.push(`  ${bar} ${done}/${this.total}  ${parts.join(', ')}  ${formatDuration(Date.now() - this.started)}`);
+    lines.push(
+      `  ${bar} ${done}/${this.total}  ${parts.join(', ')}  ${formatDuration(Date.now() - this.started)}`,
+    );
     let s = '';
     if (this.drawn > 0) s += `\u001b[${this.drawn}A`;
     s += lines.map((l) => `\u001b[2K${l}`).join('\n') + '\n';
-    if (this.drawn > lines.length) s += '\u001b[2K\n'.repeat(this.drawn - lines.length) + `\u001b[${this.drawn - lines.length}A`;
+    if (this.drawn > lines.length)
+      s += '\u001b[2K\n'.repeat(this.drawn - lines.length) + `\u001b[${this.drawn - lines.length}A`;
     this.out.write(s);
     this.drawn = lines.length;
   }

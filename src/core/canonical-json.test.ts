@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import type { Json } from './types.js';
 import {
   type AuditBody,
   auditHash,
+  canonicalJson,
   canonicalAuditBody,
   canonicalize,
   GENESIS_HASH,
@@ -53,5 +55,43 @@ describe('canonical JSON (RFC 8785)', () => {
     expect(auditHash({ ...body, data: { k: 2 } })).not.toBe(h);
     expect(auditHash({ ...body, seq: 2 })).not.toBe(h);
     expect(auditHash({ ...body, prev_hash: h })).not.toBe(h);
+  });
+
+  it('the fast canonicalizer matches the reference on many random values', () => {
+    let seed = 42;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const strings = [
+      '',
+      'a',
+      'é',
+      '\u2028',
+      '\ud83d\ude00',
+      'quote"back\\slash',
+      '\u0000\u001f',
+      'Z',
+      'aa',
+      '10',
+      '1',
+    ];
+    const gen = (depth: number): Json => {
+      const r = rnd();
+      if (depth > 3 || r < 0.3) {
+        const k = Math.floor(rnd() * 5);
+        if (k === 0) return null;
+        if (k === 1) return rnd() < 0.5;
+        if (k === 2) return (rnd() - 0.5) * 10 ** Math.floor(rnd() * 40 - 20);
+        if (k === 3) return Math.floor(rnd() * 1e6);
+        return strings[Math.floor(rnd() * strings.length)]!;
+      }
+      if (r < 0.6) return Array.from({ length: Math.floor(rnd() * 4) }, () => gen(depth + 1));
+      const o: Record<string, Json> = {};
+      for (let i = 0; i < Math.floor(rnd() * 5); i++)
+        o[strings[Math.floor(rnd() * strings.length)]! + i] = gen(depth + 1);
+      return o;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const v = gen(0);
+      expect(canonicalJson(v)).toBe(canonicalize(v));
+    }
   });
 });

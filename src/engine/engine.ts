@@ -652,7 +652,6 @@ export class Engine {
         l.retryTimer = undefined;
         this.enqueue(l);
       }, delay);
-      l.retryTimer.unref();
       return;
     }
     const g = this.groupFor(t);
@@ -905,7 +904,10 @@ export class Engine {
                 stream: e.stream,
                 line: `(log events past ${this.logEventLimit} are in the attempt output only)`,
               }
-            : { stream: e.stream, line: e.line };
+            : {
+                stream: e.stream,
+                line: e.line.length > 65_536 ? `${e.line.slice(0, 65_536)}… (line cut at 64 KiB)` : e.line,
+              };
         break;
       case 'artifact':
         type = 'artifact';
@@ -1128,20 +1130,17 @@ export class Engine {
   }
 
   private async finishWorkflow(wf: WfLive): Promise<void> {
-    const tasks = await this.store.listTasks({ workflowId: wf.id });
-    if (tasks.some((t) => !isTerminalTaskState(t.state))) {
+    const counts = await this.store.countTasks(wf.id);
+    const n = (st: TaskState): number => counts[st] ?? 0;
+    const total = Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
+    const ended = n('completed') + n('failed') + n('rejected') + n('canceled');
+    if (ended < total) {
       // tasks recorded but not in memory (not adopted by this engine): the workflow is not over
-      if (!tasks.some((t) => this.live.has(t.id))) return this.settleWaiters(wf);
-      return;
+      return this.settleWaiters(wf);
     }
-    const state: WorkflowState = tasks.every((t) => t.state === 'completed')
-      ? 'completed'
-      : tasks.some((t) => t.state === 'failed' || t.state === 'rejected')
-        ? 'failed'
-        : 'canceled';
+    const state: WorkflowState =
+      n('completed') === total ? 'completed' : n('failed') + n('rejected') > 0 ? 'failed' : 'canceled';
     const now = Date.now();
-    const counts: Record<string, number> = {};
-    for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
     wf.state = state;
     await this.commit([
       {
@@ -1284,28 +1283,64 @@ export class Engine {
         });
       }
     }
-    await this.transition(l, to, {
+    const ok = await this.transition(l, to, {
       actor,
       set: { maxAttempts: t.attempts + 1, availableAt: Date.now(), reason: null, endedAt: null },
       data: { retry: true },
       extra,
     });
-    if (t.workflowId && this.workflows.has(t.workflowId)) {
-      const wf = this.workflows.get(t.workflowId)!;
-      wf.state = 'running';
-      l.wf = wf;
-      if (!this.live.has(t.id)) {
-        this.live.set(t.id, l);
-        wf.live++;
+    if (!ok)
+      throw new SmithError(
+        'INVALID_TRANSITION',
+        `task ${t.id} changed while it was being retried; try again`,
+      );
+    // the tasks canceled because this one failed wait for it again
+    const revived: Task[] = [];
+    if (t.workflowId) {
+      const all = await this.store.listTasks({ workflowId: t.workflowId });
+      const reached = new Set([t.id]);
+      let grew = true;
+      while (grew) {
+        grew = false;
+        for (const d of all) {
+          if (reached.has(d.id) || !d.needs.some((n) => reached.has(n))) continue;
+          if (d.state === 'canceled' && d.reason?.startsWith('dependency_failed')) {
+            reached.add(d.id);
+            grew = true;
+            const dl = this.live.get(d.id) ?? { task: d, wf: null, waiting: 0, dependents: [], group: null };
+            if (
+              await this.transition(dl, 'pending', {
+                actor,
+                set: { reason: null, endedAt: null },
+                data: { revived_by: t.id },
+              })
+            ) {
+              revived.push(dl.task);
+            }
+          }
+        }
       }
-      l.waiting = 0;
-      for (const n of t.needs) if (this.live.has(n)) l.waiting++;
-      this.enqueue(l);
+      const wf = this.workflows.get(t.workflowId);
+      if (wf) {
+        wf.state = 'running';
+        const w = await this.store.getWorkflow(t.workflowId);
+        if (w) this.adopt(w, [t, ...revived]);
+      }
     }
     return t;
   }
 
   // ---------------------------------------------------------------- shutdown
+
+  /** How many of the tasks this engine holds are in each unfinished state. */
+  liveCounts(): Record<'pending' | 'queued' | 'running' | 'paused' | 'judging', number> {
+    const c = { pending: 0, queued: 0, running: 0, paused: 0, judging: 0 };
+    for (const l of this.live.values()) {
+      const st = l.task.state;
+      if (st in c) c[st as keyof typeof c]++;
+    }
+    return c;
+  }
 
   /** Attempts under way now. */
   get runningCount(): number {

@@ -23,7 +23,11 @@ export const LEASE_TTL_MS = 15_000;
  * The home folder: `explicit` (a `--home` flag) if given, else SMITH_HOME, else `<cwd>/.smith`.
  * @returns an absolute path
  */
-export function resolveHome(cwd: string, explicit?: string, env: Record<string, string | undefined> = process.env): string {
+export function resolveHome(
+  cwd: string,
+  explicit?: string,
+  env: Record<string, string | undefined> = process.env,
+): string {
   if (explicit) return resolve(cwd, explicit);
   if (env.SMITH_HOME) return resolve(cwd, env.SMITH_HOME);
   return resolve(cwd, '.smith');
@@ -80,7 +84,13 @@ export class Ownership {
   private readonly onLost: (err: Error) => void;
   private released = false;
 
-  private constructor(store: Store, owner: string, recovery: RecoveryReport, ttlMs: number, onLost: (err: Error) => void) {
+  private constructor(
+    store: Store,
+    owner: string,
+    recovery: RecoveryReport,
+    ttlMs: number,
+    onLost: (err: Error) => void,
+  ) {
     this.store = store;
     this.owner = owner;
     this.recovery = recovery;
@@ -118,7 +128,8 @@ export class Ownership {
   async heartbeat(): Promise<void> {
     if (this.released) return;
     const ok = await this.store.renewLease(this.owner, this.ttlMs);
-    if (!ok && !this.released) this.onLost(new Error('another smith process took over the engine lease of this home'));
+    if (!ok && !this.released)
+      this.onLost(new Error('another smith process took over the engine lease of this home'));
   }
 
   /** Give the lease up (after the engine closed). Safe to call twice. */

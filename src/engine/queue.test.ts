@@ -9,7 +9,14 @@ describe('ReadyQueue', () => {
     q.push('c', 5);
     q.push('d', 10);
     q.push('e', 1);
-    expect([q.pop(), q.pop(), q.pop(), q.pop(), q.pop(), q.pop()]).toEqual(['b', 'e', 'a', 'c', 'd', undefined]);
+    expect([q.pop(), q.pop(), q.pop(), q.pop(), q.pop(), q.pop()]).toEqual([
+      'b',
+      'e',
+      'a',
+      'c',
+      'd',
+      undefined,
+    ]);
   });
 
   it('removes queued ids and ignores duplicates', () => {

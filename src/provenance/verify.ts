@@ -23,8 +23,10 @@ export interface ChainVerification {
  * @returns a reason when broken, else undefined
  */
 export function checkRecord(r: AuditRecord, expectedSeq: number, prevHash: string): string | undefined {
-  if (r.seq !== expectedSeq) return `expected seq ${expectedSeq}, found ${r.seq} (a record is missing or reordered)`;
-  if (r.prevHash !== prevHash) return `prev_hash ${r.prevHash.slice(0, 12)}… does not match the previous record's hash ${prevHash.slice(0, 12)}…`;
+  if (r.seq !== expectedSeq)
+    return `expected seq ${expectedSeq}, found ${r.seq} (a record is missing or reordered)`;
+  if (r.prevHash !== prevHash)
+    return `prev_hash ${r.prevHash.slice(0, 12)}… does not match the previous record's hash ${prevHash.slice(0, 12)}…`;
   const h = auditHash({
     seq: r.seq,
     time: r.time,
@@ -34,7 +36,8 @@ export function checkRecord(r: AuditRecord, expectedSeq: number, prevHash: strin
     data: r.data,
     prev_hash: r.prevHash,
   });
-  if (h !== r.hash) return `hash mismatch: the record was changed after it was written (stored ${r.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…)`;
+  if (h !== r.hash)
+    return `hash mismatch: the record was changed after it was written (stored ${r.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…)`;
   return undefined;
 }
 
@@ -54,8 +57,27 @@ export async function verifyAuditChain(
   for (;;) {
     const records = await store.auditRecords(expected, page);
     for (const r of records) {
+      if (r.seq > expected) {
+        const missing =
+          r.seq - 1 === expected ? `record ${expected} is` : `records ${expected}..${r.seq - 1} are`;
+        return {
+          ok: false,
+          checked,
+          head: { seq: expected - 1, hash: prev },
+          broken: {
+            seq: expected,
+            reason: `${missing} missing (the next one is ${r.seq}): deleted from the chain`,
+          },
+        };
+      }
       const reason = checkRecord(r, expected, prev);
-      if (reason) return { ok: false, checked, head: { seq: expected - 1, hash: prev }, broken: { seq: r.seq, reason } };
+      if (reason)
+        return {
+          ok: false,
+          checked,
+          head: { seq: expected - 1, hash: prev },
+          broken: { seq: r.seq, reason },
+        };
       prev = r.hash;
       expected++;
       checked++;

@@ -118,6 +118,8 @@ export interface Store {
   /** Tasks whose id starts with `prefix`, or whose `key` equals it (for CLI lookups). */
   findTasks(idOrKeyOrPrefix: string): Promise<Task[]>;
   listTasks(filter?: TaskFilter): Promise<Task[]>;
+  /** How many tasks of a workflow are in each state. */
+  countTasks(workflowId: string): Promise<Partial<Record<TaskState, number>>>;
   getAttempts(taskId: string): Promise<Attempt[]>;
   /** Attempts in these states (recovery). */
   listAttempts(states: AttemptState[]): Promise<(Attempt & { owner: string })[]>;

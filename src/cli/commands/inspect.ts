@@ -66,7 +66,10 @@ export async function tasksCommand(
   const states = o.state ? o.state.split(',').map((s) => s.trim()) : undefined;
   for (const s of states ?? []) {
     if (!TASK_STATES.includes(s as TaskState)) {
-      throw new SmithError('INVALID_ARGUMENT', `--state ${s} is not a task state; use one of: ${TASK_STATES.join(', ')}`);
+      throw new SmithError(
+        'INVALID_ARGUMENT',
+        `--state ${s} is not a task state; use one of: ${TASK_STATES.join(', ')}`,
+      );
     }
   }
   return withStore(ctx, async (store) => {
@@ -153,7 +156,9 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
     const out: string[] = [];
     out.push(`task ${t.id}  ${paint(color, 'bold', t.key)}  ${paint(color, stateColor(t.state), t.state)}`);
     out.push(`  workflow   ${t.workflowId ?? '-'}`);
-    out.push(`  agent      ${t.assignedAgent ?? t.agent ?? '-'}${t.capabilities.length ? `  (capabilities: ${t.capabilities.join(', ')})` : ''}`);
+    out.push(
+      `  agent      ${t.assignedAgent ?? t.agent ?? '-'}${t.capabilities.length ? `  (capabilities: ${t.capabilities.join(', ')})` : ''}`,
+    );
     out.push(`  priority   ${t.priority}    attempts ${t.attempts}/${t.maxAttempts}    epoch ${t.epoch}`);
     out.push(`  workdir    ${t.workdir}`);
     out.push(`  created    ${new Date(t.createdAt).toISOString()}    ran ${formatDuration(taskDuration(t))}`);
@@ -186,7 +191,9 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
             : e.type === 'log'
               ? `[${String(d.stream)}] ${String(d.line)}`
               : JSON.stringify(d);
-      out.push(`  ${new Date(e.time).toISOString().slice(11, 23)}  ${e.type.padEnd(8)} ${firstLine(text, 100)}`);
+      out.push(
+        `  ${new Date(e.time).toISOString().slice(11, 23)}  ${e.type.padEnd(8)} ${firstLine(text, 100)}`,
+      );
     }
     if (events.length > 40) out.push(`  (${events.length - 40} earlier events: smith task ${t.id} --json)`);
     out.push('');
@@ -210,7 +217,11 @@ export async function agentsCommand(ctx: Context): Promise<number> {
             runtime: a.spec.runtime,
             capabilities: a.spec.capabilities,
             concurrency: a.spec.concurrency,
-            instances: a.instances.map((i) => ({ index: i.index, state: owner ? i.state : 'terminated', restarts: i.restarts })),
+            instances: a.instances.map((i) => ({
+              index: i.index,
+              state: owner ? i.state : 'terminated',
+              restarts: i.restarts,
+            })),
           })),
         ) + '\n',
       );
@@ -226,7 +237,9 @@ export async function agentsCommand(ctx: Context): Promise<number> {
         a.name,
         a.spec.runtime,
         a.spec.capabilities.join(',') || '-',
-        [...counts].map(([s, n]) => paint(color, s === 'busy' ? 'blue' : s === 'error' ? 'red' : 'gray', `${n} ${s}`)).join(', '),
+        [...counts]
+          .map(([s, n]) => paint(color, s === 'busy' ? 'blue' : s === 'error' ? 'red' : 'gray', `${n} ${s}`))
+          .join(', '),
       ]);
     }
     process.stdout.write(agents.length === 0 ? 'no agents recorded yet\n' : table(rows) + '\n');
@@ -244,7 +257,9 @@ export async function auditVerifyCommand(ctx: Context): Promise<number> {
     } else if (v.ok) {
       process.stdout.write(`audit chain verified: ${v.checked} records, head ${v.head.seq} ${v.head.hash}\n`);
     } else {
-      process.stdout.write(`audit chain BROKEN at record ${v.broken!.seq}: ${v.broken!.reason}\n(${v.checked} records before it are intact)\n`);
+      process.stdout.write(
+        `audit chain BROKEN at record ${v.broken!.seq}: ${v.broken!.reason}\n(${v.checked} records before it are intact)\n`,
+      );
     }
     return v.ok ? EXIT.ok : EXIT.failed;
   });

@@ -113,12 +113,16 @@ function checkNeededAgents(engine: Engine, spec: WorkflowSpec): void {
     if (t.agent) needed.add(t.agent);
     else {
       const capable = specs.filter((a) => (t.capabilities ?? []).every((c) => a.capabilities.includes(c)));
-      if (capable.length > 0 && capable.every((a) => errors[a.name])) for (const a of capable) needed.add(a.name);
+      if (capable.length > 0 && capable.every((a) => errors[a.name]))
+        for (const a of capable) needed.add(a.name);
     }
   }
   const problems = [...needed].filter((n) => errors[n]).map((n) => errors[n]!);
   if (problems.length > 0) {
-    throw new SmithError('RUNTIME_NOT_FOUND', `workflow ${spec.name} cannot run:\n  ${problems.join('\n  ')}`);
+    throw new SmithError(
+      'RUNTIME_NOT_FOUND',
+      `workflow ${spec.name} cannot run:\n  ${problems.join('\n  ')}`,
+    );
   }
 }
 
@@ -164,26 +168,61 @@ export function printSummary(summary: RunSummary, tasks?: Task[]): void {
 }
 
 /** Run one workflow to its end with live progress; returns its summary. */
-async function runToEnd(ctx: Context, s: Session, submit: () => Promise<Workflow>, total: number): Promise<RunSummary> {
+async function runToEnd(
+  ctx: Context,
+  s: Session,
+  submit: () => Promise<Workflow>,
+  total: number,
+): Promise<RunSummary> {
   const view = ctx.json && !process.stderr.isTTY ? undefined : new ProgressView(s.engine, total);
   const onSignal = (): void => {
     if (s.interrupted) return;
     s.interrupted = true;
-    process.stderr.write('\nsmith: interrupted; ending running attempts. Run "smith resume" to finish the work\n');
+    process.stderr.write(
+      '\nsmith: interrupted; ending running attempts. Run "smith resume" to finish the work\n',
+    );
     void s.engine.close();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const hint = pausedHint(s.engine);
   try {
     const wf = await submit();
     const done = await s.engine.waitWorkflow(wf.id);
     view?.stop();
     return summarize(s.store, done);
   } finally {
+    clearInterval(hint);
     view?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Say so (once) when nothing can move because every unfinished task is paused. */
+function pausedHint(engine: Engine): NodeJS.Timeout {
+  let said = false;
+  const timer = setInterval(() => {
+    const c = engine.liveCounts();
+    const stuck = c.paused > 0 && c.running === 0 && c.queued === 0 && c.judging === 0;
+    if (stuck && !said) {
+      said = true;
+      process.stderr.write(
+        `smith: waiting for ${c.paused} paused task(s); continue them with "smith resume-task ID" or end them with "smith cancel ID" (list: smith tasks --state paused)\n`,
+      );
+    }
+    if (!stuck) said = false;
+  }, 2000);
+  timer.unref();
+  return timer;
+}
+
+/** The engine stopped on an error of its own (store write failed, lease lost): say it and exit 4. */
+function engineFailed(s: Session): number | undefined {
+  const err = s.engine.error;
+  if (err === undefined) return undefined;
+  process.stderr.write(`smith: the engine stopped: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT.store;
 }
 
 function exitFor(s: Session, states: string[]): number {
@@ -192,11 +231,20 @@ function exitFor(s: Session, states: string[]): number {
 }
 
 /** `smith run`. @returns the exit code */
-export async function runCommand(ctx: Context, target: string | undefined, prompt: string | undefined, o: RunOptions): Promise<number> {
+export async function runCommand(
+  ctx: Context,
+  target: string | undefined,
+  prompt: string | undefined,
+  o: RunOptions,
+): Promise<number> {
   let spec: WorkflowSpec;
   if (o.agent || o.capabilities) {
     const text = prompt ?? target;
-    if (!text) throw new SmithError('INVALID_ARGUMENT', 'smith run --agent NAME needs a prompt: smith run --agent NAME "prompt"');
+    if (!text)
+      throw new SmithError(
+        'INVALID_ARGUMENT',
+        'smith run --agent NAME needs a prompt: smith run --agent NAME "prompt"',
+      );
     const known = Object.keys(ctx.config.agents);
     if (o.agent && !ctx.config.agents[o.agent]) {
       throw new SmithError(
@@ -212,7 +260,12 @@ export async function runCommand(ctx: Context, target: string | undefined, promp
         {
           key: o.agent ?? 'task',
           agent: o.agent,
-          capabilities: o.capabilities ? o.capabilities.split(',').map((c) => c.trim()).filter(Boolean) : undefined,
+          capabilities: o.capabilities
+            ? o.capabilities
+                .split(',')
+                .map((c) => c.trim())
+                .filter(Boolean)
+            : undefined,
           prompt: text,
           needs: [],
           retries: o.retries ? Number(o.retries) : ctx.config.defaults.retries,
@@ -225,10 +278,17 @@ export async function runCommand(ctx: Context, target: string | undefined, promp
       (spec.tasks[0]!.capabilities ?? []).every((c) => a.capabilities.includes(c)),
     );
     if (!o.agent && capable.length === 0) {
-      throw new SmithError('NO_CAPABLE_AGENT', `no agent has the capabilities [${o.capabilities}]; agents: ${known.join(', ') || 'none'}`);
+      throw new SmithError(
+        'NO_CAPABLE_AGENT',
+        `no agent has the capabilities [${o.capabilities}]; agents: ${known.join(', ') || 'none'}`,
+      );
     }
   } else {
-    if (!target) throw new SmithError('INVALID_ARGUMENT', 'smith run needs a workflow file (smith run WORKFLOW.yaml) or --agent NAME "prompt"');
+    if (!target)
+      throw new SmithError(
+        'INVALID_ARGUMENT',
+        'smith run needs a workflow file (smith run WORKFLOW.yaml) or --agent NAME "prompt"',
+      );
     spec = await loadWorkflow(resolve(ctx.cwd, target), ctx.config);
   }
   return runSpec(ctx, spec, o.concurrency ? Number(o.concurrency) : undefined);
@@ -254,6 +314,8 @@ async function runSpec(
   if (ctx.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else printSummary(summary);
   if (extra.text) process.stdout.write(extra.text);
+  const failed = engineFailed(s);
+  if (failed !== undefined) return failed;
   const code = exitFor(s, [summary.workflow.state]);
   return code === EXIT.ok ? extra.code : code;
 }
@@ -266,7 +328,8 @@ export async function resumeCommand(ctx: Context): Promise<number> {
     await s.engine.start();
     const open = await s.store.listWorkflows(['running']);
     if (open.length === 0) {
-      if (!ctx.json) process.stderr.write('smith: nothing to resume: every workflow in this home has ended\n');
+      if (!ctx.json)
+        process.stderr.write('smith: nothing to resume: every workflow in this home has ended\n');
     }
     const total = (await Promise.all(open.map((w) => s.store.listTasks({ workflowId: w.id })))).reduce(
       (n, ts) => n + ts.filter((t) => t.state !== 'completed').length,
@@ -279,11 +342,13 @@ export async function resumeCommand(ctx: Context): Promise<number> {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    const hint = pausedHint(s.engine);
     try {
       for (const w of open) await s.engine.resumeWorkflow(w.id);
       const ended = await Promise.all(open.map((w) => s.engine.waitWorkflow(w.id)));
       for (const w of ended) summaries.push(await summarize(s.store, w));
     } finally {
+      clearInterval(hint);
       view?.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -291,11 +356,14 @@ export async function resumeCommand(ctx: Context): Promise<number> {
   } finally {
     await closeSession(s);
   }
+  const failed = engineFailed(s);
+  if (failed !== undefined) return failed;
   for (const sum of summaries) {
     if (ctx.json) process.stdout.write(JSON.stringify(sum) + '\n');
     else printSummary(sum);
   }
-  if (ctx.json && summaries.length === 0) process.stdout.write(JSON.stringify({ workflow: null, tasks: [] }) + '\n');
+  if (ctx.json && summaries.length === 0)
+    process.stdout.write(JSON.stringify({ workflow: null, tasks: [] }) + '\n');
   return exitFor(
     s,
     summaries.map((x) => x.workflow.state),
@@ -320,17 +388,18 @@ export async function demoCommand(ctx: Context): Promise<number> {
   const reportPath = join(ctx.home, 'demo-report.txt');
   const spec = buildDemoWorkflow({ repoDir: repo, distDir: join(root, 'dist'), reportPath });
   if (!ctx.json) {
-    process.stderr.write(`smith demo: looking at ${repo} with ${Object.keys(spec.agents).length} agents (home ${ctx.home})\n`);
+    process.stderr.write(
+      `smith demo: looking at ${repo} with ${Object.keys(spec.agents).length} agents (home ${ctx.home})\n`,
+    );
   }
   return runSpec(ctx, spec, undefined, async (s) => {
     const v = await verifyAuditChain(s.store);
     let text = '';
     if (!ctx.json) {
       const color = useColor(process.stdout);
-      text =
-        v.ok
-          ? `audit chain: ${paint(color, 'green', 'verified')} (${v.checked} records, head ${v.head.hash.slice(0, 16)}…)\n`
-          : `audit chain: ${paint(color, 'red', 'BROKEN')} at record ${v.broken?.seq}: ${v.broken?.reason}\n`;
+      text = v.ok
+        ? `audit chain: ${paint(color, 'green', 'verified')} (${v.checked} records, head ${v.head.hash.slice(0, 16)}…)\n`
+        : `audit chain: ${paint(color, 'red', 'BROKEN')} at record ${v.broken?.seq}: ${v.broken?.reason}\n`;
       text += `report: ${reportPath}\n`;
     }
     return { code: v.ok ? EXIT.ok : EXIT.failed, text };

@@ -220,7 +220,7 @@ describe('loadWorkflow', () => {
       ]);
       expect(lines[1]).toBe(
         `  ${file}:5:5: tasks.test.need: unknown field "need" in a task; did you mean "needs"? ` +
-          '(fields: agent, capabilities, prompt, needs, timeout, retries, priority, workdir, env)',
+          '(fields: agent, capabilities, prompt, needs, timeout, retries, priority, workdir, env, trigger)',
       );
     });
 

@@ -1025,6 +1025,19 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map(rowToTask));
   }
 
+  countTasks(workflowId: string): Promise<Partial<Record<TaskState, number>>> {
+    const rows = this.all('countTasks', [sqliteValue(workflowId)], () =>
+      this.kysely
+        .selectFrom('tasks')
+        .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('workflow_id', '=', workflowId)
+        .groupBy('state'),
+    );
+    const out: Partial<Record<TaskState, number>> = {};
+    for (const r of rows) out[r.state as TaskState] = Number(r.n);
+    return Promise.resolve(out);
+  }
+
   getAttempts(taskId: string): Promise<Attempt[]> {
     const params = [sqliteValue(taskId)];
     const rows = this.all('getAttempts', params, () =>
