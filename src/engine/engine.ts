@@ -958,10 +958,10 @@ export class Engine {
       ]);
       return;
     }
+    // no guard of its own: it rides with the task update, whose epoch guard already fences a stale attempt
     const attemptOp = (state: 'succeeded' | 'failed' | 'timed_out' | 'canceled'): Op => ({
       op: 'updateAttempt',
       id: run.id,
-      expect: { state: ['running'] },
       set: { ...attemptSet, state },
     });
     if (run.stop?.kind === 'shutdown') {
