@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // most tests wait on real child processes, not the CPU: run more files at once than cores
+    maxWorkers: 4,
   },
 });

@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Engine, FunctionRuntime, ProcessRuntime, openSqliteStore } from '../dist/index.js';
 
 const quick = process.argv.includes('--quick');
@@ -203,6 +204,7 @@ async function queuedRss(n) {
 
 const sizes = quick ? [1000, 10000] : [1000, 10000, 100000];
 if (!only || only === 'noop') {
+  await noopThroughput(2000, 'NORMAL'); // warm-up (JIT), not reported
   for (const synchronous of ['NORMAL', 'FULL']) {
     for (const n of sizes) {
       const runs = [];
@@ -255,7 +257,7 @@ if (!only || only === 'fan') {
     ms_median: Math.round(median(runs.map((r) => r.ms))),
   });
 }
-if (!only || only === 'rss') {
+if (only === 'rss') {
   const r = await queuedRss(quick ? 10000 : 100000);
   emit({
     bench: 'queued_rss',
@@ -264,4 +266,9 @@ if (!only || only === 'rss') {
     peak_rss_mb: Math.round(r.peakMb),
     baseline_rss_mb: Math.round(r.baselineMb),
   });
+} else if (!only) {
+  // in a fresh process, so earlier figures' heaps do not count
+  const args = ['--expose-gc', fileURLToPath(import.meta.url), '--only=rss', ...(quick ? ['--quick'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  await new Promise((r) => child.on('close', r));
 }

@@ -298,7 +298,7 @@ async function runSpec(
   ctx: Context,
   spec: WorkflowSpec,
   concurrency?: number,
-  after?: (s: Session) => Promise<{ code: number; text: string }>,
+  after?: (s: Session, summary: RunSummary) => Promise<{ code: number; text: string }>,
 ): Promise<number> {
   const s = await openSession(ctx, mergedAgents(ctx, spec), concurrency);
   let summary: RunSummary;
@@ -307,7 +307,7 @@ async function runSpec(
     await s.engine.start();
     checkNeededAgents(s.engine, spec);
     summary = await runToEnd(ctx, s, () => s.engine.submitWorkflow(spec), spec.tasks.length);
-    if (after && !s.interrupted) extra = await after(s);
+    if (after && !s.interrupted) extra = await after(s, summary);
   } finally {
     await closeSession(s);
   }
@@ -392,12 +392,14 @@ export async function demoCommand(ctx: Context): Promise<number> {
       `smith demo: looking at ${repo} with ${Object.keys(spec.agents).length} agents (home ${ctx.home})\n`,
     );
   }
-  return runSpec(ctx, spec, undefined, async (s) => {
+  return runSpec(ctx, spec, undefined, async (s, summary) => {
     const v = await verifyAuditChain(s.store);
     let text = '';
     if (!ctx.json) {
       const color = useColor(process.stdout);
-      text = v.ok
+      const report = summary.tasks.find((t) => t.key === 'report');
+      if (report?.state === 'completed' && report.output) text += `\n${report.output.replace(/\s+$/, '')}\n\n`;
+      text += v.ok
         ? `audit chain: ${paint(color, 'green', 'verified')} (${v.checked} records, head ${v.head.hash.slice(0, 16)}…)\n`
         : `audit chain: ${paint(color, 'red', 'BROKEN')} at record ${v.broken?.seq}: ${v.broken?.reason}\n`;
       text += `report: ${reportPath}\n`;

@@ -45,6 +45,9 @@ import { sqliteValue, StatementCache, type Compilable } from './statement-cache.
 
 type Row = Record<string, unknown>;
 
+
+/** How long a write waits for another process's write lock before it fails STORE_LOCKED, in ms. */
+export const BUSY_TIMEOUT_MS = 5000;
 /** Kysely over tables named at run time (the shapes below); the SQL still comes from Kysely. */
 type LooseSchema = Record<string, Record<string, unknown>>;
 
@@ -404,7 +407,7 @@ export async function openSqliteStore(file: string, options: StoreOptions = {}):
     throw describeOpenError(file, err);
   }
   try {
-    db.pragma('busy_timeout = 10000');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (!options.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
@@ -653,7 +656,7 @@ export class SqliteStore implements Store {
     if (code === 'SQLITE_BUSY') {
       return new StoreError(
         'STORE_LOCKED',
-        `the store ${this.location} stayed locked by another process for 10 s; nothing was written. Retry when the other process is done`,
+        `the store ${this.location} stayed locked by another process for ${BUSY_TIMEOUT_MS / 1000} s; nothing was written. Retry when the other process is done`,
         { cause: err, context: { file: this.location } },
       );
     }
