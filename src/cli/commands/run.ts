@@ -398,7 +398,8 @@ export async function demoCommand(ctx: Context): Promise<number> {
     if (!ctx.json) {
       const color = useColor(process.stdout);
       const report = summary.tasks.find((t) => t.key === 'report');
-      if (report?.state === 'completed' && report.output) text += `\n${report.output.replace(/\s+$/, '')}\n\n`;
+      if (report?.state === 'completed' && report.output)
+        text += `\n${report.output.replace(/\s+$/, '')}\n\n`;
       text += v.ok
         ? `audit chain: ${paint(color, 'green', 'verified')} (${v.checked} records, head ${v.head.hash.slice(0, 16)}…)\n`
         : `audit chain: ${paint(color, 'red', 'BROKEN')} at record ${v.broken?.seq}: ${v.broken?.reason}\n`;

@@ -45,7 +45,6 @@ import { sqliteValue, StatementCache, type Compilable } from './statement-cache.
 
 type Row = Record<string, unknown>;
 
-
 /** How long a write waits for another process's write lock before it fails STORE_LOCKED, in ms. */
 export const BUSY_TIMEOUT_MS = 5000;
 /** Kysely over tables named at run time (the shapes below); the SQL still comes from Kysely. */
