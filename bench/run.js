@@ -234,10 +234,10 @@ if (!only || only === 'latency') {
 }
 if (!only || only === 'process') {
   for (const parallel of [1, 4]) {
-    const r = await processOverhead(quick ? 100 : 300, parallel, 'FULL');
+    const r = await processOverhead(quick ? 100 : 300, parallel, process.env.SYNC ?? 'FULL');
     emit({
       bench: 'process_overhead',
-      synchronous: 'FULL',
+      synchronous: process.env.SYNC ?? 'FULL',
       parallel,
       tasks: quick ? 100 : 300,
       bare_spawn_ms_per_task: +r.bareMsPerTask.toFixed(3),
