@@ -32,10 +32,10 @@ export function canonicalJson(value: Json): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return quote(value);
     case 'number':
       if (!Number.isFinite(value)) throw new TypeError(`${value} has no JSON form`);
-      return JSON.stringify(value);
+      return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'object': {
@@ -56,13 +56,22 @@ export function canonicalJson(value: Json): string {
         if (v === undefined) continue;
         if (!first) out += ',';
         first = false;
-        out += JSON.stringify(k) + ':' + canonicalJson(v);
+        out += quote(k) + ':' + canonicalJson(v);
       }
       return out + '}';
     }
     default:
       throw new TypeError(`a ${typeof value} has no JSON form`);
   }
+}
+
+// characters JSON.stringify escapes (quote, backslash, controls) and surrogates (lone ones are escaped)
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be found
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A JSON string literal, as JSON.stringify writes it (RFC 8785 §3.2.2.2), without its cost when nothing needs escaping. */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
 // crypto.hash (Node >= 20.12) hashes a string in one call, twice as fast as createHash for small inputs
@@ -91,28 +100,14 @@ export interface AuditBody {
  * action, actor, data, prev_hash, seq, subject, time.
  */
 export function canonicalAuditBody(b: AuditBody): string {
-  return (
-    '{"action":' +
-    JSON.stringify(b.action) +
-    ',"actor":' +
-    JSON.stringify(b.actor) +
-    ',"data":' +
-    canonicalJson(b.data) +
-    ',"prev_hash":' +
-    JSON.stringify(b.prev_hash) +
-    ',"seq":' +
-    canonicalNumber(b.seq) +
-    ',"subject":' +
-    JSON.stringify(b.subject) +
-    ',"time":' +
-    canonicalNumber(b.time) +
-    '}'
-  );
+  return `{"action":${quote(b.action)},"actor":${quote(b.actor)},"data":${canonicalJson(b.data)},"prev_hash":${quote(
+    b.prev_hash,
+  )},"seq":${canonicalNumber(b.seq)},"subject":${quote(b.subject)},"time":${canonicalNumber(b.time)}}`;
 }
 
 function canonicalNumber(n: number): string {
   if (!Number.isFinite(n)) throw new TypeError(`audit number ${n} is not finite`);
-  return JSON.stringify(n);
+  return String(n);
 }
 
 /** SHA-256 (hex) of the canonical JSON of an audit record's body. */
