@@ -177,4 +177,50 @@ describe('engine (function runtime, real SQLite file)', () => {
     expect(audits.some((a) => a.action === 'task.completed')).toBe(false);
     expect(workflow.state).toBe('running');
   });
+
+  it("a person's retry gives the task its whole attempt budget again and revives the tasks its failure canceled", async () => {
+    let calls = 0;
+    const fr = new FunctionRuntime({
+      flaky: () => {
+        calls++;
+        throw new Error('still broken');
+      },
+      ok: () => 'fine',
+    });
+    const engine = new Engine({
+      store,
+      runtimes: [fr],
+      agents: [agent('flaky', []), agent('ok', [])],
+      home: tmp.dir,
+      retryBackoff: { baseMs: 1, maxMs: 2 },
+    });
+    await engine.start();
+    const wf = await engine.submitWorkflow({
+      name: 'r',
+      dir: tmp.dir,
+      agents: {},
+      tasks: [
+        { key: 'bad', agent: 'flaky', prompt: '', needs: [], retries: 1, priority: 5 },
+        { key: 'after', agent: 'ok', prompt: '', needs: ['bad'], retries: 0, priority: 5 },
+      ],
+    });
+    expect((await engine.waitWorkflow(wf.id)).state).toBe('failed');
+    expect(calls).toBe(2);
+    const bad = (await store.listTasks({ workflowId: wf.id })).find((t) => t.key === 'bad')!;
+    await engine.retry(bad.id, 'user:test');
+    const again = await engine.waitWorkflow(wf.id);
+    await engine.close();
+    expect(again.state).toBe('failed');
+    expect(calls).toBe(4);
+    const after = await store.listTasks({ workflowId: wf.id });
+    expect(after.find((t) => t.key === 'bad')!.attempts).toBe(4);
+    // the dependent was revived (pending) and canceled again by the second failure
+    const audits = await store.auditFor(after.find((t) => t.key === 'after')!.id);
+    expect(audits.map((a) => a.action)).toEqual([
+      'task.created',
+      'task.canceled',
+      'task.pending',
+      'task.canceled',
+    ]);
+  });
 });

@@ -1246,8 +1246,9 @@ export class Engine {
   }
 
   /**
-   * Run an ended task again (failed, rejected or canceled; never a completed one), with one more
-   * attempt. Its workflow runs again. @throws InvalidTransitionError for a completed task
+   * Run an ended task again (failed, rejected or canceled; never a completed one), with its whole
+   * attempt budget (1 + retries) again; the tasks canceled because it failed wait for it again. Its
+   * workflow runs again. @throws InvalidTransitionError for a completed task
    */
   async retry(id: string, actor = 'cli'): Promise<Task> {
     const l = await this.liveOrLoad(id);
@@ -1283,9 +1284,16 @@ export class Engine {
         });
       }
     }
+    // a person's retry grants the task's whole budget again: 1 + its retries
+    let budget = 1;
+    if (t.workflowId) {
+      const spec = (await this.store.getWorkflowSpec(t.workflowId)) as unknown as WorkflowSpec | undefined;
+      const own = spec?.tasks?.find((x) => x.key === t.key);
+      if (own && typeof own.retries === 'number') budget = 1 + own.retries;
+    }
     const ok = await this.transition(l, to, {
       actor,
-      set: { maxAttempts: t.attempts + 1, availableAt: Date.now(), reason: null, endedAt: null },
+      set: { maxAttempts: t.attempts + budget, availableAt: Date.now(), reason: null, endedAt: null },
       data: { retry: true },
       extra,
     });

@@ -251,7 +251,14 @@ export async function agentsCommand(ctx: Context): Promise<number> {
 /** `smith audit verify`. Exits 1 on a broken chain, naming the first broken record. */
 export async function auditVerifyCommand(ctx: Context): Promise<number> {
   return withStore(ctx, async (store) => {
-    const v = await verifyAuditChain(store);
+    const head = await store.auditHead();
+    const total = head?.seq ?? 0;
+    const tty = Boolean(process.stderr.isTTY) && total > 20_000;
+    // a long chain shows how far the check is
+    const v = await verifyAuditChain(store, (checked) => {
+      if (tty) process.stderr.write(`\rchecking the audit chain: ${checked}/${total} records`);
+    });
+    if (tty) process.stderr.write('\r\u001b[2K');
     if (ctx.json) {
       process.stdout.write(JSON.stringify(v) + '\n');
     } else if (v.ok) {
