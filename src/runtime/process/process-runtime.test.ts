@@ -565,11 +565,15 @@ describe('ProcessRuntime: missing commands', () => {
     expect(notExecutable.status).toBe('failed');
     expect(notExecutable.error).toContain('EACCES');
     expect(notExecutable.error).toContain(file);
+    // the agent's command is at fault: its instance is restarted by its supervisor
+    expect(notExecutable.runtimeError).toBe(true);
 
     const missingDir = path.join(workdir, 'gone');
     const noDir = await run(['echo', 'hi'], { workdir: missingDir }).handle.done;
     expect(noDir.status).toBe('failed');
     expect(noDir.error).toContain(`working directory "${missingDir}" does not exist`);
+    // a task's bad working directory is the task's fault, not the agent's
+    expect(noDir.runtimeError).toBeUndefined();
   });
 
   it('start() without a command ends failed without throwing', async () => {

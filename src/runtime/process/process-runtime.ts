@@ -519,7 +519,9 @@ class ProcessAttempt {
       stderr: cleanOutput(this.stderrTail.text(), false),
     };
     if (error !== undefined) outcome.error = error;
-    if (this.spawnError !== null) outcome.runtimeError = true;
+    // the agent's command cannot run (not a task's bad working directory): its instance is at fault
+    if (this.spawnError !== null && !this.spawnError.includes('working directory'))
+      outcome.runtimeError = true;
     this.resolveDone(outcome);
   }
 }
