@@ -37,8 +37,6 @@ export class ProgressView {
     this.tty = Boolean(out.isTTY);
     this.color = useColor(out);
     this.total = total;
-    const onState = (e: Parameters<Parameters<Engine['on']>[1]>[0] & { task?: unknown }): void => void e;
-    void onState;
     const stateListener = ({ task, to }: { task: { id: string; key: string }; to: TaskState }): void => {
       const row = this.rows.get(task.id) ?? { key: task.key, state: to };
       row.state = to;

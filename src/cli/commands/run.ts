@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SmithError } from '../../core/errors.js';
 import { parseDuration } from '../../core/schema/index.js';
-import type { AgentSpec, Task, Workflow, WorkflowSpec } from '../../core/types.js';
+import type { AgentSpec, Workflow, WorkflowSpec } from '../../core/types.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
 import { Engine } from '../../engine/engine.js';
 import { openHomeStore, Ownership, startEngineServices } from '../../engine/home.js';
@@ -146,7 +146,7 @@ export async function summarize(store: Store, wf: Workflow): Promise<RunSummary>
 }
 
 /** Print the human summary table of a workflow. */
-export function printSummary(summary: RunSummary, tasks?: Task[]): void {
+export function printSummary(summary: RunSummary): void {
   const color = useColor(process.stdout);
   const w = summary.workflow;
   const rows = [['TASK', 'STATE', 'AGENT', 'ATTEMPTS', 'EXIT', 'TIME', 'OUTPUT / REASON']];
@@ -162,7 +162,6 @@ export function printSummary(summary: RunSummary, tasks?: Task[]): void {
       firstLine(detail, 70),
     ]);
   }
-  void tasks;
   process.stdout.write(`\nworkflow ${w.name} (${w.id}): ${paint(color, stateColor(w.state), w.state)}\n`);
   process.stdout.write(table(rows) + '\n');
 }
