@@ -18,9 +18,11 @@ import {
   Sandbox,
   waitFor,
   type RunSummaryJson,
-  type SmithResult,
   type TaskDetailJson,
   type TaskRowJson,
+  SH_AGENT,
+  workflow,
+  expectCleanError,
 } from './fixtures/smith-cli.js';
 
 let box: Sandbox;
@@ -32,26 +34,6 @@ afterEach(async () => {
   await box.cleanup();
   expect(left, 'agent processes left behind').toEqual([]);
 });
-
-const SH_AGENT = [
-  '  sh:',
-  '    runtime: process',
-  '    command: ["sh", "-c", "{prompt}"]',
-  '    capabilities: [shell]',
-  '    concurrency: 4',
-];
-
-/** A workflow with the sh agent and these task lines. */
-function workflow(name: string, taskLines: string[], agentLines: string[] = SH_AGENT): string {
-  return [`name: ${name}`, 'agents:', ...agentLines, 'tasks:', ...taskLines, ''].join('\n');
-}
-
-/** A message a person can read: one `smith:` line or a few, no stack trace. */
-function expectCleanError(r: SmithResult): void {
-  expect(r.stderr).toMatch(/^smith: /m);
-  expect(r.stderr).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$/m);
-  expect(r.stderr).not.toMatch(/TypeError|ReferenceError|SqliteError/);
-}
 
 describe('stores that cannot be used', () => {
   it('a home under a regular file: non-zero exit naming the path and what to do; nothing runs', async () => {

@@ -18,8 +18,10 @@ import {
   Sandbox,
   yamlArgv,
   type RunSummaryJson,
-  type TaskDetailJson,
-  type TaskRowJson,
+  shAgent,
+  byKey,
+  taskDetail,
+  tasksJson,
 } from './fixtures/smith-cli.js';
 
 let box: Sandbox;
@@ -32,18 +34,6 @@ afterEach(async () => {
   expect(left, 'agent processes left behind').toEqual([]);
 });
 
-/** A shell agent definition (YAML lines under `agents:`). */
-function shAgent(name: string, capabilities: string[] = ['shell'], concurrency = 4): string[] {
-  return [
-    `  ${name}:`,
-    '    runtime: process',
-    '    command: ["sh", "-c", "{prompt}"]',
-    `    capabilities: [${capabilities.join(', ')}]`,
-    `    concurrency: ${concurrency}`,
-    '    kill_grace: 1s',
-  ];
-}
-
 /** The agent that echoes what it got (test/fixtures/echo-agent.mjs). */
 function echoAgent(name: string, capabilities: string[]): string[] {
   return [
@@ -53,22 +43,6 @@ function echoAgent(name: string, capabilities: string[]): string[] {
     `    capabilities: [${capabilities.join(', ')}]`,
     '    concurrency: 2',
   ];
-}
-
-function byKey(summary: RunSummaryJson): Record<string, RunSummaryJson['tasks'][number]> {
-  return Object.fromEntries(summary.tasks.map((t) => [t.key, t]));
-}
-
-async function taskDetail(idOrKey: string): Promise<TaskDetailJson> {
-  const { r, value } = await box.json<TaskDetailJson>(['task', idOrKey]);
-  expect(r.code, r.stderr).toBe(0);
-  return value;
-}
-
-async function tasksJson(args: string[] = []): Promise<TaskRowJson[]> {
-  const { r, value } = await box.json<TaskRowJson[]>(['tasks', ...args]);
-  expect(r.code, r.stderr).toBe(0);
-  return value;
 }
 
 interface EchoReport {
@@ -106,7 +80,7 @@ describe('smith init', () => {
     expect(second.stdout).toMatch(/already exists/);
     expect(readFileSync(configPath, 'utf8')).toBe(edited);
     // the store and what it recorded are still there
-    expect(await tasksJson()).toHaveLength(1);
+    expect(await tasksJson(box)).toHaveLength(1);
   });
 });
 
@@ -163,7 +137,7 @@ describe('smith run WORKFLOW.yaml', () => {
     expect(tasks.left!.output).toBe(`left got root-out in ${dir}`);
 
     // capabilities routing: [shell] went to sh, [echo] to echo
-    const rows = await tasksJson(['--workflow', summary.workflow.id]);
+    const rows = await tasksJson(box, ['--workflow', summary.workflow.id]);
     const agentOf = Object.fromEntries(rows.map((t) => [t.key, t.agent]));
     expect(agentOf).toEqual({ root: 'sh', left: 'sh', right: 'echo', join: 'echo' });
 
@@ -241,7 +215,7 @@ describe('smith run WORKFLOW.yaml', () => {
     expect(readFileSync(join(box.dir, 'count'), 'utf8').trim()).toBe('3');
 
     // the human summary says the same
-    const detail = await taskDetail(t.flaky!.id);
+    const detail = await taskDetail(box, t.flaky!.id);
     expect(detail.attempts_detail.map((a) => a.state)).toEqual(['failed', 'failed', 'succeeded']);
     expect(detail.attempts_detail.map((a) => a.exit_code)).toEqual([1, 1, 0]);
   });
@@ -267,7 +241,7 @@ describe('smith run WORKFLOW.yaml', () => {
     expect(summary.workflow.state).toBe('failed');
     const sleepy = summary.tasks[0]!;
     expect(sleepy.state).toBe('failed');
-    const detail = await taskDetail(sleepy.id);
+    const detail = await taskDetail(box, sleepy.id);
     expect(detail.reason).toMatch(/timed out/);
     const pid = detail.attempts_detail[0]!.pid;
     expect(pid).toEqual(expect.any(Number));
@@ -288,7 +262,7 @@ describe('smith run --agent NAME "prompt"', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/completed/);
     expect(r.stdout).toMatch(/\bhi\b/);
-    const rows = await tasksJson();
+    const rows = await tasksJson(box);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ agent: 'sh', state: 'completed', attempts: 1 });
 
@@ -297,7 +271,7 @@ describe('smith run --agent NAME "prompt"', () => {
     expect(unknown.stderr).toMatch(/nobody/);
     expect(unknown.stderr).toMatch(/\bsh\b/);
     expect(unknown.stderr).toMatch(/\bother\b/);
-    expect(await tasksJson()).toHaveLength(1); // nothing new was recorded
+    expect(await tasksJson(box)).toHaveLength(1); // nothing new was recorded
   });
 });
 
@@ -344,7 +318,7 @@ describe('smith tasks, smith task, smith agents', () => {
     expect(beta.code, beta.stderr).toBe(0);
     const betaSum = lastJson<RunSummaryJson>(beta);
 
-    const all = await tasksJson();
+    const all = await tasksJson(box);
     expect(all).toHaveLength(3);
     for (const t of all) {
       expect(t).toMatchObject({
@@ -364,24 +338,24 @@ describe('smith tasks, smith task, smith agents', () => {
       attempts: 1,
     });
 
-    const failed = await tasksJson(['--state', 'failed']);
+    const failed = await tasksJson(box, ['--state', 'failed']);
     expect(failed.map((t) => t.key)).toEqual(['breaker']);
     expect(failed[0]).toMatchObject({ state: 'failed', exit_code: 3, agent: 'sh2' });
-    expect((await tasksJson(['--state', 'failed,completed'])).map((t) => t.key).sort()).toEqual([
+    expect((await tasksJson(box, ['--state', 'failed,completed'])).map((t) => t.key).sort()).toEqual([
       'breaker',
       'lone',
       'reporter',
     ]);
-    expect((await tasksJson(['--agent', 'sh2'])).map((t) => t.key)).toEqual(['breaker']);
-    expect((await tasksJson(['--agent', 'sh'])).map((t) => t.key).sort()).toEqual(['lone', 'reporter']);
-    expect((await tasksJson(['--workflow', betaSum.workflow.id])).map((t) => t.key)).toEqual(['lone']);
-    expect((await tasksJson(['--workflow', 'alpha'])).map((t) => t.key).sort()).toEqual([
+    expect((await tasksJson(box, ['--agent', 'sh2'])).map((t) => t.key)).toEqual(['breaker']);
+    expect((await tasksJson(box, ['--agent', 'sh'])).map((t) => t.key).sort()).toEqual(['lone', 'reporter']);
+    expect((await tasksJson(box, ['--workflow', betaSum.workflow.id])).map((t) => t.key)).toEqual(['lone']);
+    expect((await tasksJson(box, ['--workflow', 'alpha'])).map((t) => t.key).sort()).toEqual([
       'breaker',
       'reporter',
     ]);
 
     // one task: attempts and events, state events in order, the progress event
-    const d = await taskDetail(reporter.id);
+    const d = await taskDetail(box, reporter.id);
     expect(d.output).toBe('all done');
     expect(d.attempts_detail).toHaveLength(1);
     expect(d.attempts_detail[0]).toMatchObject({ number: 1, state: 'succeeded', exit_code: 0 });
@@ -395,7 +369,7 @@ describe('smith tasks, smith task, smith agents', () => {
     const logs = d.events.filter((e) => e.type === 'log').map((e) => e.data.line);
     expect(logs).toContain('a plain log line');
     // a task whose need was recorded first starts pending
-    const breaker = await taskDetail(failed[0]!.id);
+    const breaker = await taskDetail(box, failed[0]!.id);
     expect(breaker.events.filter((e) => e.type === 'state').map((e) => e.data.to)).toEqual([
       'pending',
       'queued',
@@ -410,7 +384,7 @@ describe('smith tasks, smith task, smith agents', () => {
     expect(byKeyOut.stdout).toMatch(/completed/);
     expect(byKeyOut.stdout).toMatch(/50% half/);
     expect(byKeyOut.stdout).toMatch(/all done/);
-    const byKeyJson = await taskDetail('reporter');
+    const byKeyJson = await taskDetail(box, 'reporter');
     expect(byKeyJson.id).toBe(reporter.id);
 
     // the human list

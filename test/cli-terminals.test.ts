@@ -16,8 +16,11 @@ import {
   Sandbox,
   waitFor,
   type RunSummaryJson,
-  type TaskDetailJson,
   type TaskRowJson,
+  shAgent,
+  byKey,
+  taskDetail,
+  tasksJson,
 } from './fixtures/smith-cli.js';
 
 let box: Sandbox;
@@ -29,34 +32,6 @@ afterEach(async () => {
   await box.cleanup();
   expect(left, 'agent processes left behind').toEqual([]);
 });
-
-/** A shell agent definition (YAML lines under `agents:`). */
-function shAgent(name: string, capabilities: string[] = ['shell'], concurrency = 4): string[] {
-  return [
-    `  ${name}:`,
-    '    runtime: process',
-    '    command: ["sh", "-c", "{prompt}"]',
-    `    capabilities: [${capabilities.join(', ')}]`,
-    `    concurrency: ${concurrency}`,
-    '    kill_grace: 1s',
-  ];
-}
-
-function byKey(summary: RunSummaryJson): Record<string, RunSummaryJson['tasks'][number]> {
-  return Object.fromEntries(summary.tasks.map((t) => [t.key, t]));
-}
-
-async function taskDetail(idOrKey: string): Promise<TaskDetailJson> {
-  const { r, value } = await box.json<TaskDetailJson>(['task', idOrKey]);
-  expect(r.code, r.stderr).toBe(0);
-  return value;
-}
-
-async function tasksJson(args: string[] = []): Promise<TaskRowJson[]> {
-  const { r, value } = await box.json<TaskRowJson[]>(['tasks', ...args]);
-  expect(r.code, r.stderr).toBe(0);
-  return value;
-}
 
 describe('another terminal while a run goes on', () => {
   it('reads without recovering, pauses and resumes a running task, and cancels one from another process', async () => {
@@ -107,7 +82,7 @@ describe('another terminal while a run goes on', () => {
     const paused = await box.run(['pause', ticker.id]);
     expect(paused.code, paused.stdout + paused.stderr).toBe(0);
     expect(paused.stdout).toMatch(/running -> paused/);
-    const tickerNow = await taskDetail(ticker.id);
+    const tickerNow = await taskDetail(box, ticker.id);
     expect(tickerNow.state).toBe('paused');
     const tickerPid = tickerNow.attempts_detail[0]!.pid!;
     await waitFor('the ticker process stopped', () => readProcStat(tickerPid)?.state === 'T', 10_000, 50);
@@ -122,7 +97,7 @@ describe('another terminal while a run goes on', () => {
     const verify = await box.run(['audit', 'verify']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     expect(verify.stderr).not.toMatch(/recover/);
-    const longNow = await taskDetail(long.id);
+    const longNow = await taskDetail(box, long.id);
     expect(longNow.state).toBe('running');
     expect(longNow.attempts_detail).toHaveLength(1);
     expect(longNow.attempts_detail[0]!.state).toBe('running');
@@ -144,7 +119,7 @@ describe('another terminal while a run goes on', () => {
     );
     await waitFor(
       'the ticker completed',
-      async () => (await taskDetail(ticker.id)).state === 'completed',
+      async () => (await taskDetail(box, ticker.id)).state === 'completed',
       30_000,
       200,
     );
@@ -184,10 +159,10 @@ describe('another terminal while a run goes on', () => {
     expect(groupAlive(longPid)).toBe(false);
     expect(isAlive(longPid)).toBe(false);
 
-    const detail = await taskDetail(long.id);
+    const detail = await taskDetail(box, long.id);
     expect(detail.state).toBe('canceled');
     expect(detail.attempts_detail[0]!.state).toBe('canceled');
-    const tickerStates = (await taskDetail(ticker.id)).events
+    const tickerStates = (await taskDetail(box, ticker.id)).events
       .filter((e) => e.type === 'state')
       .map((e) => e.data.to);
     expect(tickerStates).toEqual(['queued', 'running', 'paused', 'running', 'completed']);
@@ -234,8 +209,8 @@ describe('another terminal while a run goes on', () => {
     expect(resumeRunning.code).toBe(2);
     expect(resumeRunning.stderr).toMatch(/not paused/);
     // nothing changed
-    expect((await taskDetail(quick.id)).state).toBe('completed');
-    expect((await taskDetail(long.id)).state).toBe('running');
+    expect((await taskDetail(box, quick.id)).state).toBe('completed');
+    expect((await taskDetail(box, long.id)).state).toBe('running');
 
     expect((await box.run(['cancel', long.id])).code).toBe(0);
     const res = await run.done;
@@ -284,7 +259,7 @@ describe('another terminal while a run goes on', () => {
     expect(second.code).toBe(3);
     expect(second.stderr).toContain(String(first.child.pid));
     // the second run recorded nothing and the first one goes on
-    const rows = await tasksJson();
+    const rows = await tasksJson(box);
     expect(rows.map((t) => t.key)).toEqual(['long']);
     expect(rows[0]!.state).toBe('running');
     expect(first.child.exitCode).toBeNull();
@@ -324,7 +299,7 @@ describe('smith retry after the run ended', () => {
     expect(retry.code, retry.stdout + retry.stderr).toBe(0);
     expect(retry.stdout).toMatch(/failed -> queued/);
     expect(retry.stdout).toMatch(/smith resume/);
-    expect((await tasksJson(['--state', 'queued'])).map((x) => x.id)).toEqual([t.once!.id]);
+    expect((await tasksJson(box, ['--state', 'queued'])).map((x) => x.id)).toEqual([t.once!.id]);
 
     const resumed = await box.run(['resume', '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
@@ -339,7 +314,7 @@ describe('smith retry after the run ended', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/completed/);
     expect(again.stderr).toMatch(/never runs again|cannot be retried/);
-    expect((await taskDetail(t.ok!.id)).state).toBe('completed');
+    expect((await taskDetail(box, t.ok!.id)).state).toBe('completed');
 
     const verify = await box.run(['audit', 'verify']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
@@ -419,14 +394,14 @@ describe('interrupting smith run', () => {
       const state = (k: string): string | undefined => ts.find((x) => x.key === k)?.state;
       return state('slow') === 'running' && state('done_first') === 'completed' ? ts : undefined;
     });
-    const slowPid = (await taskDetail(rows.find((x) => x.key === 'slow')!.id)).attempts_detail[0]!.pid!;
+    const slowPid = (await taskDetail(box, rows.find((x) => x.key === 'slow')!.id)).attempts_detail[0]!.pid!;
     run.child.kill('SIGINT');
     const res = await run.done;
     expect(res.code).toBe(130);
     expect(res.stderr).toMatch(/smith resume/);
     expect(groupAlive(slowPid)).toBe(false);
     expect(box.processes()).toEqual([]);
-    const between = Object.fromEntries((await tasksJson()).map((x) => [x.key, x.state]));
+    const between = Object.fromEntries((await tasksJson(box)).map((x) => [x.key, x.state]));
     expect(between).toEqual({ done_first: 'completed', slow: 'queued', after: 'pending' });
 
     const resumed = await box.run(['resume', '--json']);
