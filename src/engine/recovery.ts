@@ -1,11 +1,12 @@
 /**
  * Recovery at start: what a `smith` process does when it takes a home's engine lease. Attempts that
  * were running under an earlier owner are marked `lost`, any of their processes still alive are
- * ended (found by the SMITH_HOME marker in their environment, so grandchildren that left the group
- * are found too), and their tasks go back to `queued`. A lost attempt does not use up the task's
+ * ended (found by the SMITH_HOME and SMITH_OWNER markers in their environment, so grandchildren that
+ * left the group are found too, and a person's shell that only exports SMITH_HOME is not), and their
+ * tasks go back to `queued`. A lost attempt does not use up the task's
  * retries: the task did not fail, its orchestrator did.
  */
-import { findProcessesByEnv, killProcessTree, readProcStat } from '../runtime/process/index.js';
+import { findAgentProcesses, killProcessTree, readProcStat } from '../runtime/process/index.js';
 import type { Op, Store } from '../store/store.js';
 
 /** What recovery found and did. */
@@ -41,8 +42,7 @@ export async function recover(
   options: { owner: string; home: string; graceMs?: number },
 ): Promise<RecoveryReport> {
   const spare = selfAndAncestors();
-  for (const pid of findProcessesByEnv('SMITH_OWNER', options.owner)) spare.add(pid);
-  const orphans = findProcessesByEnv('SMITH_HOME', options.home).filter((p) => !spare.has(p));
+  const orphans = findAgentProcesses(options.home, options.owner).filter((p) => !spare.has(p));
   if (orphans.length > 0) await killProcessTree(orphans, options.graceMs ?? 2000);
 
   const report: RecoveryReport = { lostAttempts: 0, requeued: 0, killed: orphans.length };

@@ -9,6 +9,7 @@ export type { AgentLine } from './agent-line.js';
 export { DEFAULT_OUTPUT_LIMIT_BYTES, OutputCapture, TailBuffer, lineCapFor } from './output-capture.js';
 export type { CapturedLine, OutputCaptureOptions } from './output-capture.js';
 export {
+  findAgentProcesses,
   findProcessesByEnv,
   groupAlive,
   isAlive,

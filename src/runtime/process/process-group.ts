@@ -323,3 +323,40 @@ function reapPass(): void {
     reapTimer.unref();
   }
 }
+
+/**
+ * Agent processes that an engine of `home` started: their environment holds `SMITH_HOME=<home>`
+ * and a `SMITH_OWNER` (which only the engine sets, on the processes it starts). A person's shell
+ * that merely exports SMITH_HOME carries no SMITH_OWNER and is never matched.
+ *
+ * @param home - the home's absolute path, as the engine passes it
+ * @param exceptOwner - an owner id whose processes are spared (the caller's own)
+ * @returns pids in ascending order; empty on platforms without `/proc`
+ */
+export function findAgentProcesses(home: string, exceptOwner: string): number[] {
+  if (!HAS_PROC) return [];
+  const homeNeedle = Buffer.from(`SMITH_HOME=${home}\0`);
+  const found: number[] = [];
+  for (const pid of procPids()) {
+    if (pid === process.pid) continue;
+    let environ: Buffer;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`);
+    } catch {
+      continue;
+    }
+    if (!hasEntry(environ, homeNeedle)) continue;
+    const owner = envValue(environ, 'SMITH_OWNER');
+    if (owner !== undefined && owner !== '' && owner !== exceptOwner) found.push(pid);
+  }
+  return found.sort((a, b) => a - b);
+}
+
+/** The value of `name` in a NUL-separated environment block, or undefined. */
+function envValue(environ: Buffer, name: string): string | undefined {
+  const prefix = `${name}=`;
+  for (const entry of environ.toString('utf8').split('\0')) {
+    if (entry.startsWith(prefix)) return entry.slice(prefix.length);
+  }
+  return undefined;
+}
