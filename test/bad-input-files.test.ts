@@ -9,7 +9,7 @@
  *
  * Part: bad config and workflow files, misbehaving agents.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { groupAlive, isAlive } from '../src/runtime/process/index.js';
@@ -44,12 +44,10 @@ async function expectNothingRecorded(): Promise<void> {
   }
 }
 
-/** Same, once the broken smith.yaml is moved away (every command loads it, and refuses a broken one). */
+/** Same, with the broken smith.yaml still there: read-only commands do not read it. */
 async function expectNothingRecordedWithoutConfig(): Promise<void> {
   const broken = await box.run(['tasks', '--json']);
-  expect(broken.code).toBe(2);
-  expect(broken.stderr).toMatch(/smith\.yaml/);
-  rmSync(join(box.dir, 'smith.yaml'));
+  expect(broken.stderr).not.toMatch(/smith\.yaml/);
   await expectNothingRecorded();
 }
 

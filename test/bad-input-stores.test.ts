@@ -181,9 +181,13 @@ describe('nothing already recorded is lost', () => {
     box.write('broken.yaml', 'name: broken\ntasks:\n  x: [\n');
     expect((await box.run(['run', 'broken.yaml'])).code).toBe(2);
     expect((await box.run(['run', '--agent', 'ghost', 'echo'])).code).toBe(2);
-    // a smith.yaml broken after the fact: commands fail clearly and the store is untouched
+    // a smith.yaml broken after the fact: commands that need it fail clearly, read-only ones still
+    // show what was recorded, and the store is untouched
     box.write('smith.yaml', 'agents: [\n');
-    expect((await box.run(['tasks'])).code).toBe(2);
+    const refused = await box.run(['run', 'stuck.yaml']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/smith\.yaml/);
+    expect((await box.run(['tasks'])).code).toBe(0);
     box.write('smith.yaml', '# fixed\n');
 
     const after = (await box.json<TaskRowJson[]>(['tasks'])).value;

@@ -3,7 +3,7 @@
  * (only `cli/` knows exit codes).
  */
 import { isSmithError, type SmithError } from '../core/errors.js';
-import type { SmithConfig } from '../core/schema/index.js';
+import { defaultConfig, type SmithConfig } from '../core/schema/index.js';
 import { resolveHome } from '../engine/home.js';
 import { loadConfig } from '../engine/loader/index.js';
 
@@ -67,4 +67,19 @@ export async function context(opts: GlobalOptions): Promise<Context> {
   const cwd = process.cwd();
   const { config, file } = await loadConfig({ cwd, file: opts.config });
   return { cwd, home: resolveHome(cwd, opts.home), config, configFile: file, json: Boolean(opts.json) };
+}
+
+/**
+ * The context of a read-only command: the home only. smith.yaml is not read, so a broken config
+ * never stops a person from looking at what was recorded.
+ */
+export function readOnlyContext(opts: GlobalOptions): Context {
+  const cwd = process.cwd();
+  return {
+    cwd,
+    home: resolveHome(cwd, opts.home),
+    config: defaultConfig(),
+    configFile: null,
+    json: Boolean(opts.json),
+  };
 }

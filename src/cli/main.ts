@@ -5,7 +5,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { agentsCommand, auditVerifyCommand, taskCommand, tasksCommand } from './commands/inspect.js';
 import { controlCommand, initCommand } from './commands/control.js';
 import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
-import { context, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
+import { context, readOnlyContext, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
 
 /**
  * A commander option parser that accepts an integer in [min, max] and keeps the text as written
@@ -109,7 +109,7 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option('--json', 'JSON array')
     .action(
       act(async (g, o: { state?: string; agent?: string; workflow?: string; limit?: string }) =>
-        tasksCommand(await context(g), o),
+        tasksCommand(readOnlyContext(g), o),
       ),
     );
 
@@ -118,7 +118,7 @@ export function buildProgram(exit: (code: number) => void): Command {
     .description('one task: attempts, events, output, timings')
     .argument('<id>', 'task id, id prefix, or key')
     .option('--json', 'JSON object')
-    .action(act(async (g, id: string) => taskCommand(await context(g), id)));
+    .action(act(async (g, id: string) => taskCommand(readOnlyContext(g), id)));
 
   for (const [verb, what] of [
     ['cancel', 'cancel a task (SIGTERM to its process group, SIGKILL after the grace)'],
@@ -138,14 +138,14 @@ export function buildProgram(exit: (code: number) => void): Command {
     .command('agents')
     .description('agents and the states of their instances')
     .option('--json', 'JSON array')
-    .action(act(async (g) => agentsCommand(await context(g))));
+    .action(act(async (g) => agentsCommand(readOnlyContext(g))));
 
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
     .description('check the hash chain; exits 1 and names the first broken record')
     .option('--json', 'JSON object')
-    .action(act(async (g) => auditVerifyCommand(await context(g))));
+    .action(act(async (g) => auditVerifyCommand(readOnlyContext(g))));
 
   return program;
 }
