@@ -966,7 +966,7 @@ export class Engine {
     });
     if (run.stop?.kind === 'shutdown') {
       // smith is shutting down: the task goes back to the queue for `smith resume`; the attempt does not count
-      const ok = await this.transition(l, 'queued', {
+      await this.transition(l, 'queued', {
         actor: 'engine',
         expectEpoch: run.epoch,
         set: { maxAttempts: t.maxAttempts + 1, availableAt: now },
@@ -974,7 +974,6 @@ export class Engine {
         attemptId: run.id,
         extra: [attemptOp('canceled')],
       });
-      if (!ok) return;
       return;
     }
     const duration = now - run.startedAt;
