@@ -220,7 +220,7 @@ describe('another terminal while a run goes on', () => {
     expect(t.quick).toMatchObject({ state: 'completed', attempts: 1 });
   });
 
-  it('a second smith run in the same home exits 3 naming the pid that owns it', async () => {
+  it('a second smith run in the same home hands its workflow to the running one and follows it to the end', async () => {
     box.write(
       'wf.yaml',
       [
@@ -255,19 +255,76 @@ describe('another terminal while a run goes on', () => {
       return (JSON.parse(r.stdout) as TaskRowJson[]).find((t) => t.key === 'long' && t.state === 'running');
     });
 
-    const second = await box.run(['run', 'other.yaml']);
-    expect(second.code).toBe(3);
+    const second = await box.run(['run', 'other.yaml', '--json']);
+    // the owner ran it: the second process names it, waits, and reports the same summary as a run
+    expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain(String(first.child.pid));
-    // the second run recorded nothing and the first one goes on
+    const otherSummary = lastJson<RunSummaryJson>(second);
+    expect(otherSummary.workflow.name).toBe('other');
+    expect(otherSummary.workflow.state).toBe('completed');
+    expect(otherSummary.tasks.map((t) => [t.key, t.state, t.output])).toEqual([
+      ['quick', 'completed', 'quick'],
+    ]);
+    // the first run goes on with its own task
     const rows = await tasksJson(box);
-    expect(rows.map((t) => t.key)).toEqual(['long']);
-    expect(rows[0]!.state).toBe('running');
+    expect(rows.find((t) => t.key === 'long')!.state).toBe('running');
     expect(first.child.exitCode).toBeNull();
 
     expect((await box.run(['cancel', long.id])).code).toBe(0);
     const res = await first.done;
     expect(res.code).toBe(1);
     expect(lastJson<RunSummaryJson>(res).workflow.state).toBe('canceled');
+  });
+
+  it('when the owner dies while it runs a handed-over workflow, the follower takes the home over and finishes it', async () => {
+    box.write(
+      'wf.yaml',
+      [
+        'name: holder',
+        'agents:',
+        ...shAgent('sh'),
+        'tasks:',
+        '  long:',
+        '    agent: sh',
+        '    prompt: sleep 30',
+        '',
+      ].join('\n'),
+    );
+    box.write(
+      'other.yaml',
+      [
+        'name: other',
+        'agents:',
+        ...shAgent('sh'),
+        'tasks:',
+        '  slow:',
+        '    agent: sh',
+        '    prompt: sleep 2; echo slow',
+        '',
+      ].join('\n'),
+    );
+    const first = box.start(['run', 'wf.yaml']);
+    await waitFor('the long task running', async () => {
+      if (!existsSync(join(box.home, 'smith.db'))) return undefined;
+      const r = await box.run(['tasks', '--json']);
+      if (r.code !== 0) return undefined;
+      return (JSON.parse(r.stdout) as TaskRowJson[]).find((t) => t.key === 'long' && t.state === 'running');
+    });
+    const second = box.start(['run', 'other.yaml', '--json']);
+    await waitFor('the owner running the handed-over task', async () => {
+      const r = await box.run(['tasks', '--json']);
+      return (JSON.parse(r.stdout) as TaskRowJson[]).find((t) => t.key === 'slow' && t.state === 'running');
+    });
+    first.child.kill('SIGKILL');
+    const res = await second.done;
+    expect(res.code, res.stderr).toBe(0);
+    const summary = lastJson<RunSummaryJson>(res);
+    expect(summary.workflow.state).toBe('completed');
+    expect(summary.tasks[0]!.output).toBe('slow');
+    // the dead owner's own task was recovered (requeued), never left running
+    const long = (await tasksJson(box)).find((t) => t.key === 'long')!;
+    expect(long.state).toBe('queued');
+    await box.run(['cancel', long.id]);
   });
 });
 

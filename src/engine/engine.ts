@@ -137,6 +137,91 @@ export interface SubmitTaskInput {
 const ZERO_OUTCOME_FIELDS = { stdoutBytes: 0, stderrBytes: 0, droppedBytes: 0, stderr: '' };
 
 /**
+ * The records that submit a workflow: the workflow row, its tasks (`queued` when they need nothing,
+ * else `pending`), a `state` event and a `task.created` audit record each, and `workflow.created`.
+ * Pure: the caller commits `ops` (the engine does; so does a process that hands the workflow to the
+ * home's owner).
+ * @param spec - a validated workflow
+ * @param actor - who submits it
+ */
+export function workflowRecords(
+  spec: WorkflowSpec,
+  actor: string,
+): { workflow: Workflow; tasks: Task[]; ops: Op[] } {
+  const now = Date.now();
+  const wfId = newId('workflow');
+  const workflow: Workflow = {
+    id: wfId,
+    name: spec.name,
+    state: 'running',
+    file: spec.file ?? null,
+    dir: spec.dir,
+    createdAt: now,
+    updatedAt: now,
+    endedAt: null,
+  };
+  const ids = new Map<string, string>();
+  for (const t of spec.tasks) ids.set(t.key, newId('task'));
+  const tasks: Task[] = spec.tasks.map((t) => ({
+    id: ids.get(t.key)!,
+    key: t.key,
+    workflowId: wfId,
+    agent: t.agent ?? null,
+    capabilities: t.capabilities ?? [],
+    prompt: t.prompt,
+    needs: t.needs.map((k) => ids.get(k)!),
+    trigger: t.trigger ?? 'all_success',
+    priority: t.priority ?? DEFAULT_PRIORITY,
+    state: 'pending',
+    attempts: 0,
+    maxAttempts: 1 + (t.retries ?? 0),
+    epoch: 0,
+    timeoutMs: t.timeoutMs ?? null,
+    workdir: t.workdir ?? spec.dir,
+    env: t.env ?? {},
+    availableAt: now,
+    assignedAgent: null,
+    output: null,
+    exitCode: null,
+    reason: null,
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    endedAt: null,
+  }));
+  const ops: Op[] = [
+    { op: 'insertWorkflow', workflow, spec: spec as unknown as Json },
+    {
+      op: 'audit',
+      actor,
+      action: 'workflow.created',
+      subject: wfId,
+      data: { name: spec.name, file: spec.file ?? null, tasks: tasks.length },
+    },
+  ];
+  for (const t of tasks) {
+    const ready = t.needs.length === 0;
+    if (ready) t.state = 'queued';
+    ops.push({ op: 'insertTask', task: t });
+    ops.push({
+      op: 'event',
+      taskId: t.id,
+      attemptId: null,
+      type: 'state',
+      data: { from: null, to: t.state },
+    });
+    ops.push({
+      op: 'audit',
+      actor,
+      action: 'task.created',
+      subject: t.id,
+      data: { workflow: wfId, key: t.key, state: t.state, agent: t.agent, needs: t.needs },
+    });
+  }
+  return { workflow, tasks, ops };
+}
+
+/**
  * The engine. One per home at a time (the caller holds the home's lease).
  *
  * @example
@@ -412,79 +497,10 @@ export class Engine {
   async submitWorkflow(spec: WorkflowSpec, actor = 'cli'): Promise<Workflow> {
     for (const a of Object.values(spec.agents)) if (!this.agents.has(a.name)) this.addAgent(a);
     await this.agentsStarted();
-    const now = Date.now();
-    const wfId = newId('workflow');
-    const workflow: Workflow = {
-      id: wfId,
-      name: spec.name,
-      state: 'running',
-      file: spec.file ?? null,
-      dir: spec.dir,
-      createdAt: now,
-      updatedAt: now,
-      endedAt: null,
-    };
-    const ids = new Map<string, string>();
-    for (const t of spec.tasks) ids.set(t.key, newId('task'));
-    const tasks: Task[] = spec.tasks.map((t) => ({
-      id: ids.get(t.key)!,
-      key: t.key,
-      workflowId: wfId,
-      agent: t.agent ?? null,
-      capabilities: t.capabilities ?? [],
-      prompt: t.prompt,
-      needs: t.needs.map((k) => ids.get(k)!),
-      trigger: t.trigger ?? 'all_success',
-      priority: t.priority ?? DEFAULT_PRIORITY,
-      state: 'pending',
-      attempts: 0,
-      maxAttempts: 1 + (t.retries ?? 0),
-      epoch: 0,
-      timeoutMs: t.timeoutMs ?? null,
-      workdir: t.workdir ?? spec.dir,
-      env: t.env ?? {},
-      availableAt: now,
-      assignedAgent: null,
-      output: null,
-      exitCode: null,
-      reason: null,
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      endedAt: null,
-    }));
-    const ops: Op[] = [
-      { op: 'insertWorkflow', workflow, spec: spec as unknown as Json },
-      {
-        op: 'audit',
-        actor,
-        action: 'workflow.created',
-        subject: wfId,
-        data: { name: spec.name, file: spec.file ?? null, tasks: tasks.length },
-      },
-    ];
-    for (const t of tasks) {
-      const ready = t.needs.length === 0;
-      if (ready) t.state = 'queued';
-      ops.push({ op: 'insertTask', task: t });
-      ops.push({
-        op: 'event',
-        taskId: t.id,
-        attemptId: null,
-        type: 'state',
-        data: { from: null, to: t.state },
-      });
-      ops.push({
-        op: 'audit',
-        actor,
-        action: 'task.created',
-        subject: t.id,
-        data: { workflow: wfId, key: t.key, state: t.state, agent: t.agent, needs: t.needs },
-      });
-    }
+    const { workflow, tasks, ops } = workflowRecords(spec, actor);
     await this.commit(ops);
     this.adopt(workflow, tasks);
-    this.emit('workflow:state', { id: wfId, name: workflow.name, state: 'running' });
+    this.emit('workflow:state', { id: workflow.id, name: workflow.name, state: 'running' });
     return workflow;
   }
 
@@ -613,6 +629,18 @@ export class Engine {
     const wf = this.workflows.get(id)!;
     if (wf.live === 0) await this.finishWorkflow(wf);
     return workflow;
+  }
+
+  /**
+   * Wait until no workflow this engine holds is running (its own and those handed to it by other
+   * processes through `adopt` requests).
+   */
+  async waitAll(): Promise<void> {
+    for (;;) {
+      const open = [...this.workflows.values()].filter((w) => w.state === 'running' && w.live > 0);
+      if (open.length === 0 || this.stopping) return;
+      await Promise.all(open.map((w) => this.waitWorkflow(w.id)));
+    }
   }
 
   /** Wait until workflow `id` has ended (completed, failed or canceled). */

@@ -152,6 +152,8 @@ export async function serveRequestsOnce(store: Store, engine: Engine): Promise<v
       else if (r.action === 'pause') await engine.pause(r.taskId, r.actor);
       else if (r.action === 'resume') await engine.resumeTask(r.taskId, r.actor);
       else if (r.action === 'retry') await engine.retry(r.taskId, r.actor);
+      // another process recorded a workflow and hands it to this owner (its id is in taskId)
+      else if (r.action === 'adopt') await engine.resumeWorkflow(r.taskId, r.actor);
       else result = `unknown request ${r.action}`;
     } catch (err) {
       result = `error: ${(err as Error).message}`;

@@ -52,7 +52,10 @@ export type Op =
   | { op: 'request'; taskId: string; action: RequestAction; actor: string; data?: Json }
   | { op: 'requestDone'; id: number; result: string };
 
-/** What a person (or another process) asks the engine's owner to do. */
+/**
+ * What a person (or another process) asks the engine's owner to do. `adopt` hands over a workflow
+ * another process recorded (the request's `taskId` holds the workflow id).
+ */
 export type RequestAction = 'cancel' | 'pause' | 'resume' | 'retry' | 'adopt';
 
 /** A pending request. */

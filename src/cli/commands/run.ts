@@ -4,12 +4,12 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SmithError } from '../../core/errors.js';
+import { isSmithError, SmithError } from '../../core/errors.js';
 import { parseDuration } from '../../core/schema/index.js';
 import type { AgentSpec, Workflow, WorkflowSpec } from '../../core/types.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
-import { Engine } from '../../engine/engine.js';
-import { openHomeStore, Ownership, startEngineServices } from '../../engine/home.js';
+import { Engine, workflowRecords } from '../../engine/engine.js';
+import { openHomeStore, ownerIsAlive, Ownership, startEngineServices } from '../../engine/home.js';
 import { loadWorkflow } from '../../engine/loader/index.js';
 import { verifyAuditChain } from '../../provenance/verify.js';
 import { FunctionRuntime } from '../../runtime/function/function-runtime.js';
@@ -299,7 +299,14 @@ async function runSpec(
   concurrency?: number,
   after?: (s: Session, summary: RunSummary) => Promise<{ code: number; text: string }>,
 ): Promise<number> {
-  const s = await openSession(ctx, mergedAgents(ctx, spec), concurrency);
+  let s: Session;
+  try {
+    s = await openSession(ctx, mergedAgents(ctx, spec), concurrency);
+  } catch (err) {
+    // another smith owns this home: hand the workflow to it and follow it from here
+    if (isSmithError(err, 'LEASE_HELD') && !after) return runViaOwner(ctx, spec, concurrency);
+    throw err;
+  }
   let summary: RunSummary;
   let extra: { code: number; text: string } = { code: EXIT.ok, text: '' };
   try {
@@ -307,6 +314,13 @@ async function runSpec(
     checkNeededAgents(s.engine, spec);
     summary = await runToEnd(ctx, s, () => s.engine.submitWorkflow(spec), spec.tasks.length);
     if (after && !s.interrupted) extra = await after(s, summary);
+    // workflows other terminals handed to this process finish before it leaves
+    if (!s.interrupted && s.engine.liveCounts().running + s.engine.liveCounts().queued > 0) {
+      process.stderr.write(
+        'smith: finishing the workflows handed over from other terminals before exiting\n',
+      );
+    }
+    if (!s.interrupted) await s.engine.waitAll();
   } finally {
     await closeSession(s);
   }
@@ -317,6 +331,90 @@ async function runSpec(
   if (failed !== undefined) return failed;
   const code = exitFor(s, [summary.workflow.state]);
   return code === EXIT.ok ? extra.code : code;
+}
+
+type Followed = 'ended' | 'owner-gone' | 'interrupted';
+
+/** Print the state changes of a workflow's tasks as they are recorded, until it ends. */
+async function follow(ctx: Context, store: Store, workflowId: string): Promise<Followed> {
+  const seen = new Map<string, string>();
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (;;) {
+      const w = await store.getWorkflow(workflowId);
+      if (!ctx.json || process.stderr.isTTY) {
+        for (const t of await store.listTasks({ workflowId })) {
+          if (seen.get(t.id) === t.state) continue;
+          seen.set(t.id, t.state);
+          process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${t.key} ${t.state}\n`);
+        }
+      }
+      if (w && w.state !== 'running') return 'ended';
+      if (interrupted) return 'interrupted';
+      if (!(await ownerIsAlive(store))) return 'owner-gone';
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * `smith run` while another process owns the home: record the workflow, ask the owner to adopt it,
+ * and follow it here. If the owner leaves before it ends, take the home over and finish it.
+ */
+async function runViaOwner(ctx: Context, spec: WorkflowSpec, concurrency?: number): Promise<number> {
+  const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
+  try {
+    const owner = await ownerIsAlive(store);
+    const { workflow, ops } = workflowRecords(spec, 'cli');
+    await store.commit([...ops, { op: 'request', taskId: workflow.id, action: 'adopt', actor: 'cli' }]);
+    process.stderr.write(
+      `smith: another smith process (pid ${owner?.pid ?? '?'}) owns this home; it runs workflow ${spec.name} (${workflow.id}). ` +
+        'Following it here: Ctrl-C stops following, not the workflow\n',
+    );
+    for (;;) {
+      const how = await follow(ctx, store, workflow.id);
+      if (how === 'interrupted') {
+        process.stderr.write(
+          `smith: stopped following; the workflow goes on (smith tasks --workflow ${workflow.id})\n`,
+        );
+        return EXIT.interrupted;
+      }
+      if (how === 'ended') break;
+      // the owner left before the workflow ended: take the home over and finish it
+      let s: Session;
+      try {
+        s = await openSession(ctx, mergedAgents(ctx, spec), concurrency);
+      } catch (err) {
+        if (isSmithError(err, 'LEASE_HELD')) continue;
+        throw err;
+      }
+      try {
+        await s.engine.start();
+        await runToEnd(ctx, s, () => s.engine.resumeWorkflow(workflow.id), spec.tasks.length);
+      } finally {
+        await closeSession(s);
+      }
+      const failed = engineFailed(s);
+      if (failed !== undefined) return failed;
+      if (s.interrupted) return EXIT.interrupted;
+      break;
+    }
+    const done = await store.getWorkflow(workflow.id);
+    const summary = await summarize(store, done!);
+    if (ctx.json) process.stdout.write(JSON.stringify(summary) + '\n');
+    else printSummary(summary);
+    return summary.workflow.state === 'completed' ? EXIT.ok : EXIT.failed;
+  } finally {
+    await store.close();
+  }
 }
 
 /** `smith resume`: finish every unfinished workflow of this home. */
