@@ -223,4 +223,41 @@ describe('engine (function runtime, real SQLite file)', () => {
       'task.canceled',
     ]);
   });
+
+  it('a paused task whose need fails is canceled, not left waiting forever', async () => {
+    let release: (() => void) | undefined;
+    const fr = new FunctionRuntime({
+      gate: () =>
+        new Promise<string>((_, reject) => {
+          release = () => reject(new Error('need failed'));
+        }),
+      ok: () => 'fine',
+    });
+    const engine = new Engine({
+      store,
+      runtimes: [fr],
+      agents: [agent('gate', []), agent('ok', [])],
+      home: tmp.dir,
+    });
+    await engine.start();
+    const wf = await engine.submitWorkflow({
+      name: 'p',
+      dir: tmp.dir,
+      agents: {},
+      tasks: [
+        { key: 'need', agent: 'gate', prompt: '', needs: [], retries: 0, priority: 5 },
+        { key: 'later', agent: 'ok', prompt: '', needs: ['need'], retries: 0, priority: 5 },
+      ],
+    });
+    const later = (await store.listTasks({ workflowId: wf.id })).find((t) => t.key === 'later')!;
+    await engine.pause(later.id, 'user:test');
+    while (!release) await new Promise((r) => setTimeout(r, 5));
+    release();
+    const done = await engine.waitWorkflow(wf.id);
+    await engine.close();
+    expect(done.state).toBe('failed');
+    const t = await store.getTask(later.id);
+    expect(t!.state).toBe('canceled');
+    expect(t!.reason).toContain('dependency_failed');
+  });
 });

@@ -1137,7 +1137,8 @@ export class Engine {
   private async endDependents(t: Task, dependents: string[]): Promise<void> {
     for (const id of dependents) {
       const d = this.live.get(id);
-      if (!d || d.task.state !== 'pending') continue;
+      // a waiting task, or one a person paused before it ever ran
+      if (!d || !(d.task.state === 'pending' || (d.task.state === 'paused' && !d.run))) continue;
       if (d.task.trigger === 'all_done') {
         d.waiting--;
         this.makeReady(d);
