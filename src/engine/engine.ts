@@ -722,10 +722,11 @@ export class Engine {
         const h = g.queue.peek();
         if (!h) continue;
         if (g.agents.length === 0 || g.agents.every((a) => a.error !== null)) {
-          // nothing can ever take these tasks: fail them with the reason
-          const id = g.queue.pop()!;
-          const l = this.live.get(id);
-          if (l) void this.failUnroutable(l, g);
+          // nothing can ever take these tasks: fail them all with the reason
+          for (let id = g.queue.pop(); id !== undefined; id = g.queue.pop()) {
+            const l = this.live.get(id);
+            if (l) void this.failUnroutable(l, g);
+          }
           continue;
         }
         if (!g.agents.some((a) => a.error === null && a.free.length > 0)) continue;
