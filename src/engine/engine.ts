@@ -495,13 +495,17 @@ export class Engine {
    * @returns the recorded workflow
    */
   async submitWorkflow(spec: WorkflowSpec, actor = 'cli'): Promise<Workflow> {
+    return (await this.submit(spec, actor)).workflow;
+  }
+
+  private async submit(spec: WorkflowSpec, actor: string): Promise<{ workflow: Workflow; tasks: Task[] }> {
     for (const a of Object.values(spec.agents)) if (!this.agents.has(a.name)) this.addAgent(a);
     await this.agentsStarted();
     const { workflow, tasks, ops } = workflowRecords(spec, actor);
     await this.commit(ops);
     this.adopt(workflow, tasks);
     this.emit('workflow:state', { id: workflow.id, name: workflow.name, state: 'running' });
-    return workflow;
+    return { workflow, tasks };
   }
 
   /**
@@ -528,9 +532,8 @@ export class Engine {
         },
       ],
     };
-    const workflow = await this.submitWorkflow(spec, actor);
-    const [task] = await this.store.listTasks({ workflowId: workflow.id });
-    return { workflow, taskId: task!.id };
+    const { workflow, tasks } = await this.submit(spec, actor);
+    return { workflow, taskId: tasks[0]!.id };
   }
 
   /**
