@@ -33,6 +33,33 @@ afterEach(async () => {
   expect(left, 'agent processes left behind').toEqual([]);
 });
 
+/** Start `smith run` on a workflow whose one task (`long`) sleeps 30 s; resolve once it runs. */
+async function startHolder(
+  args: string[] = [],
+): Promise<{ first: ReturnType<Sandbox['start']>; long: TaskRowJson }> {
+  box.write(
+    'wf.yaml',
+    [
+      'name: holder',
+      'agents:',
+      ...shAgent('sh'),
+      'tasks:',
+      '  long:',
+      '    agent: sh',
+      '    prompt: sleep 30',
+      '',
+    ].join('\n'),
+  );
+  const first = box.start(['run', 'wf.yaml', ...args]);
+  const long = await waitFor('the long task running', async () => {
+    if (!existsSync(join(box.home, 'smith.db'))) return undefined;
+    const r = await box.run(['tasks', '--json']);
+    if (r.code !== 0) return undefined;
+    return (JSON.parse(r.stdout) as TaskRowJson[]).find((t) => t.key === 'long' && t.state === 'running');
+  });
+  return { first, long };
+}
+
 describe('another terminal while a run goes on', () => {
   it('reads without recovering, pauses and resumes a running task, and cancels one from another process', async () => {
     box.write(
@@ -222,19 +249,6 @@ describe('another terminal while a run goes on', () => {
 
   it('a second smith run in the same home hands its workflow to the running one and follows it to the end', async () => {
     box.write(
-      'wf.yaml',
-      [
-        'name: holder',
-        'agents:',
-        ...shAgent('sh'),
-        'tasks:',
-        '  long:',
-        '    agent: sh',
-        '    prompt: sleep 30',
-        '',
-      ].join('\n'),
-    );
-    box.write(
       'other.yaml',
       [
         'name: other',
@@ -247,13 +261,7 @@ describe('another terminal while a run goes on', () => {
         '',
       ].join('\n'),
     );
-    const first = box.start(['run', 'wf.yaml', '--json']);
-    const long = await waitFor('the long task running', async () => {
-      if (!existsSync(join(box.home, 'smith.db'))) return undefined;
-      const r = await box.run(['tasks', '--json']);
-      if (r.code !== 0) return undefined;
-      return (JSON.parse(r.stdout) as TaskRowJson[]).find((t) => t.key === 'long' && t.state === 'running');
-    });
+    const { first, long } = await startHolder(['--json']);
 
     const second = await box.run(['run', 'other.yaml', '--json']);
     // the owner ran it: the second process names it, waits, and reports the same summary as a run
@@ -278,19 +286,6 @@ describe('another terminal while a run goes on', () => {
 
   it('when the owner dies while it runs a handed-over workflow, the follower takes the home over and finishes it', async () => {
     box.write(
-      'wf.yaml',
-      [
-        'name: holder',
-        'agents:',
-        ...shAgent('sh'),
-        'tasks:',
-        '  long:',
-        '    agent: sh',
-        '    prompt: sleep 30',
-        '',
-      ].join('\n'),
-    );
-    box.write(
       'other.yaml',
       [
         'name: other',
@@ -303,13 +298,7 @@ describe('another terminal while a run goes on', () => {
         '',
       ].join('\n'),
     );
-    const first = box.start(['run', 'wf.yaml']);
-    await waitFor('the long task running', async () => {
-      if (!existsSync(join(box.home, 'smith.db'))) return undefined;
-      const r = await box.run(['tasks', '--json']);
-      if (r.code !== 0) return undefined;
-      return (JSON.parse(r.stdout) as TaskRowJson[]).find((t) => t.key === 'long' && t.state === 'running');
-    });
+    const { first } = await startHolder();
     const second = box.start(['run', 'other.yaml', '--json']);
     await waitFor('the owner running the handed-over task', async () => {
       const r = await box.run(['tasks', '--json']);
