@@ -134,6 +134,14 @@ function procPids(): number[] {
 export function findProcessesByEnv(name: string, value: string): number[] {
   if (!HAS_PROC || name === '' || name.includes('=') || name.includes('\0')) return [];
   const needle = Buffer.from(`${name}=${value}\0`);
+  return processesWhoseEnviron((environ) => hasEntry(environ, needle));
+}
+
+/**
+ * Pids (ascending, the caller's own excluded) whose `/proc/<pid>/environ` satisfies `match`; one pass
+ * over `/proc`, skipping entries that cannot be read.
+ */
+function processesWhoseEnviron(match: (environ: Buffer) => boolean): number[] {
   const found: number[] = [];
   for (const pid of procPids()) {
     if (pid === process.pid) continue;
@@ -143,7 +151,7 @@ export function findProcessesByEnv(name: string, value: string): number[] {
     } catch {
       continue;
     }
-    if (hasEntry(environ, needle)) found.push(pid);
+    if (match(environ)) found.push(pid);
   }
   return found.sort((a, b) => a - b);
 }
@@ -303,16 +311,9 @@ export function reapEscapees(name: string, value: string): void {
 
 function reapPass(): void {
   reapTimer = null;
-  const needles = [...reapQueue.entries()].map(([key]) => Buffer.from(`${key}\0`));
-  for (const pid of procPids()) {
-    if (pid === process.pid) continue;
-    let environ: Buffer;
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`);
-    } catch {
-      continue;
-    }
-    if (needles.some((n) => hasEntry(environ, n))) signalProcess(pid, 'SIGKILL');
+  const needles = [...reapQueue.keys()].map((key) => Buffer.from(`${key}\0`));
+  for (const pid of processesWhoseEnviron((environ) => needles.some((n) => hasEntry(environ, n)))) {
+    signalProcess(pid, 'SIGKILL');
   }
   for (const [key, entry] of reapQueue) {
     entry.passes--;
@@ -336,20 +337,11 @@ function reapPass(): void {
 export function findAgentProcesses(home: string, exceptOwner: string): number[] {
   if (!HAS_PROC) return [];
   const homeNeedle = Buffer.from(`SMITH_HOME=${home}\0`);
-  const found: number[] = [];
-  for (const pid of procPids()) {
-    if (pid === process.pid) continue;
-    let environ: Buffer;
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`);
-    } catch {
-      continue;
-    }
-    if (!hasEntry(environ, homeNeedle)) continue;
+  return processesWhoseEnviron((environ) => {
+    if (!hasEntry(environ, homeNeedle)) return false;
     const owner = envValue(environ, 'SMITH_OWNER');
-    if (owner !== undefined && owner !== '' && owner !== exceptOwner) found.push(pid);
-  }
-  return found.sort((a, b) => a - b);
+    return owner !== undefined && owner !== '' && owner !== exceptOwner;
+  });
 }
 
 /** The value of `name` in a NUL-separated environment block, or undefined. */
