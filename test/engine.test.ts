@@ -260,4 +260,39 @@ describe('engine (function runtime, real SQLite file)', () => {
     expect(t!.state).toBe('canceled');
     expect(t!.reason).toContain('dependency_failed');
   });
+
+  it('tasks already queued still run after a later workflow brings a new agent', async () => {
+    let release: (() => void) | undefined;
+    const fr = new FunctionRuntime({
+      busy: (input) =>
+        input.key === 'first' ? new Promise<string>((r) => (release = () => r('first'))) : input.key,
+      fresh: () => 'fresh',
+    });
+    const engine = new Engine({ store, runtimes: [fr], agents: [agent('busy', ['x'], 1)], home: tmp.dir });
+    await engine.start();
+    const a = await engine.submitWorkflow({
+      name: 'a',
+      dir: tmp.dir,
+      agents: {},
+      tasks: [
+        { key: 'first', agent: 'busy', prompt: '', needs: [], retries: 0, priority: 5 },
+        { key: 'second', capabilities: ['x'], prompt: '', needs: [], retries: 0, priority: 5 },
+      ],
+    });
+    while (!release) await new Promise((r) => setTimeout(r, 5));
+    // 'second' waits in the queue for the busy agent; now a workflow with an agent of its own arrives
+    const b = await engine.submitWorkflow({
+      name: 'b',
+      dir: tmp.dir,
+      agents: { fresh: agent('fresh', []) },
+      tasks: [{ key: 'other', agent: 'fresh', prompt: '', needs: [], retries: 0, priority: 5 }],
+    });
+    expect((await engine.waitWorkflow(b.id)).state).toBe('completed');
+    release();
+    const done = await engine.waitWorkflow(a.id);
+    await engine.close();
+    expect(done.state).toBe('completed');
+    const second = (await store.listTasks({ workflowId: a.id })).find((t) => t.key === 'second')!;
+    expect(second.output).toBe('second');
+  });
 });

@@ -83,8 +83,11 @@ interface AgentSlot {
   crash: ((err: unknown) => void)[];
 }
 
+/** Tasks that route alike (same agent asked for, same capabilities) and the agents that can take them. */
 interface Group {
   key: string;
+  agent: string | null;
+  caps: string[];
   queue: ReadyQueue;
   agents: AgentSlot[];
 }
@@ -307,6 +310,8 @@ export class Engine {
       existing.spec = spec;
       return;
     }
+    // a replaced agent's instances stop with it
+    if (existing) void existing.supervisor?.stop();
     const n = Math.max(1, spec.concurrency);
     const slot: AgentSlot = {
       spec,
@@ -321,7 +326,8 @@ export class Engine {
       crash: [],
     };
     this.agents.set(spec.name, slot);
-    this.groups.clear(); // routing is recomputed lazily
+    // groups keep their queued tasks; only who may take them changes
+    for (const g of this.groups.values()) g.agents = this.eligible(g.agent, g.caps);
     if (this.started) this.pendingStarts.push(this.startAgent(slot));
   }
 
@@ -696,14 +702,17 @@ export class Engine {
     const key = `${t.agent ?? '*'}|${caps.join(',')}`;
     let g = this.groups.get(key);
     if (!g) {
-      const agents = [...this.agents.values()].filter(
-        (a) =>
-          (t.agent === null || a.spec.name === t.agent) && caps.every((c) => a.spec.capabilities.includes(c)),
-      );
-      g = { key, queue: new ReadyQueue(), agents };
+      g = { key, agent: t.agent, caps, queue: new ReadyQueue(), agents: this.eligible(t.agent, caps) };
       this.groups.set(key, g);
     }
     return g;
+  }
+
+  /** Agents that may take a task asking for `agent` (or any) with all of `caps`. */
+  private eligible(agent: string | null, caps: string[]): AgentSlot[] {
+    return [...this.agents.values()].filter(
+      (a) => (agent === null || a.spec.name === agent) && caps.every((c) => a.spec.capabilities.includes(c)),
+    );
   }
 
   private scheduleDispatch(): void {
