@@ -175,7 +175,11 @@ describe('engine (function runtime, real SQLite file)', () => {
     expect(t!.state).not.toBe('completed');
     const audits = await store.auditFor(taskId);
     expect(audits.some((a) => a.action === 'task.completed')).toBe(false);
-    expect(workflow.state).toBe('running');
+    // the late result is kept on its attempt, marked stale, and the workflow did not end on it
+    const [attempt] = await store.getAttempts(taskId);
+    expect(attempt!.state).toBe('stale');
+    expect(attempt!.output).toBe('late');
+    expect((await store.getWorkflow(workflow.id))!.state).toBe('running');
   });
 
   it("a person's retry gives the task its whole attempt budget again and revives the tasks its failure canceled", async () => {

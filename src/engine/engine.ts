@@ -1017,6 +1017,17 @@ export class Engine {
       });
       return;
     }
+    // the task moved on in the store meanwhile (its epoch or state changed): keep the result on the attempt
+    const stale = async (): Promise<void> => {
+      await this.commit([
+        {
+          op: 'updateAttempt',
+          id: run.id,
+          expect: { state: ['running'] },
+          set: { ...attemptSet, state: 'stale' },
+        },
+      ]);
+    };
     const duration = now - run.startedAt;
     if (o.status === 'succeeded') {
       const ok = await this.transition(l, 'completed', {
@@ -1033,6 +1044,7 @@ export class Engine {
         extra: [attemptOp('succeeded')],
       });
       if (ok) await this.ended(l);
+      else await stale();
       return;
     }
     const reason = o.error ?? o.status;
@@ -1048,6 +1060,7 @@ export class Engine {
         extra: [attemptOp(status)],
       });
       if (ok) this.enqueue(l);
+      else await stale();
       return;
     }
     const ok = await this.transition(l, 'failed', {
@@ -1065,6 +1078,7 @@ export class Engine {
       extra: [attemptOp(status)],
     });
     if (ok) await this.ended(l);
+    else await stale();
   }
 
   /**
