@@ -14,6 +14,17 @@ export type Priority = number;
 export const DEFAULT_PRIORITY = 5;
 
 /**
+ * A spend cap: USD and/or tokens (input + output + cache, as {@link TokenUsage} counts them). Set on
+ * a task, an agent, a workflow, or at the top of `smith.yaml` (`budget: {usd: 0.50, tokens: 200000}`).
+ */
+export interface Budget {
+  /** US dollars. */
+  usd?: number;
+  /** Tokens. */
+  tokens?: number;
+}
+
+/**
  * An agent: a named worker definition that a runtime runs. Comes from `smith.yaml`, a workflow's
  * `agents:` map, or the library API.
  */
@@ -36,6 +47,58 @@ export interface AgentSpec {
   killGraceMs?: number;
   /** Bytes of stdout and of stderr kept per attempt; the rest is counted and dropped. Default 1 MiB. */
   outputLimitBytes?: number;
+  /** Spend cap of this agent over all its tasks (see {@link Budget}). */
+  budget?: Budget;
+
+  // Model-backed runtimes (claude-code, codex, gemini, llm). Each runtime documents what it uses.
+
+  /** The model (`claude-sonnet-4-5`, `gpt-5-codex`, `gemini-2.5-pro`, `llama3.1`). Runtime default when unset. */
+  model?: string;
+  /** Extra arguments appended to the CLI's argv (claude-code, codex, gemini). */
+  args?: string[];
+  /** Tools the CLI may use (claude-code `--allowedTools`). */
+  allowedTools?: string[];
+  /** Tools the CLI may not use (claude-code `--disallowedTools`). */
+  disallowedTools?: string[];
+  /**
+   * How the CLI asks before acting: claude-code `--permission-mode` (`default`, `acceptEdits`,
+   * `bypassPermissions`, `plan`); gemini `--approval-mode` (`default`, `auto_edit`, `yolo`); codex
+   * sandbox (`read-only`, `workspace-write`, `danger-full-access`). Dry-run tasks run in the
+   * runtime's read-only mode whatever this says.
+   */
+  permissionMode?: string;
+  /** claude-code `--max-turns`. */
+  maxTurns?: number;
+  /** claude-code `--max-budget-usd` per attempt (USD). */
+  maxBudgetUsd?: number;
+  /** claude-code `--mcp-config` file. */
+  mcpConfig?: string;
+  /** claude-code `--append-system-prompt`. */
+  appendSystemPrompt?: string;
+  /** The system prompt (`llm`). */
+  systemPrompt?: string;
+  /**
+   * Idle watchdog in ms: a CLI that reports no event for this long is ended and its attempt fails
+   * with reason `idle`. Default per runtime (claude-code, codex, gemini: 5 minutes); none for `process`.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Run the CLI with a throwaway `HOME` (and `CODEX_HOME`) made for the attempt instead of the
+   * user's. Default true for codex and gemini, false for claude-code.
+   */
+  isolateHome?: boolean;
+  /** The worker URL (`http`). */
+  url?: string;
+  /** The provider's API base URL (`llm`; the CLIs' `ANTHROPIC_BASE_URL` / codex provider / `GOOGLE_GEMINI_BASE_URL`). */
+  baseUrl?: string;
+  /** Extra HTTP headers (`http`, `llm`). */
+  headers?: Record<string, string>;
+  /** `llm`: `openai-compatible` (default), `anthropic` or `ollama`; codex: the provider name. */
+  provider?: string;
+  /** The environment variable that holds the API key (`llm`, codex provider). */
+  apiKeyEnv?: string;
+  /** `llm`: a JSON Schema the answer must match (structured output); the output is its JSON. */
+  outputSchema?: Json;
 }
 
 /**
@@ -69,6 +132,8 @@ export interface TaskSpec {
   env?: Record<string, string>;
   /** When it may run given its needs' states. Default `all_success`. */
   trigger?: TaskTrigger;
+  /** Spend cap of this task over all its attempts. */
+  budget?: Budget;
 }
 
 /** A validated workflow, ready to submit. */
@@ -83,6 +148,8 @@ export interface WorkflowSpec {
   agents: Record<string, AgentSpec>;
   /** Tasks in file order. */
   tasks: TaskSpec[];
+  /** Spend cap of the whole workflow. */
+  budget?: Budget;
 }
 
 /** A task as recorded. */
@@ -148,7 +215,19 @@ export interface Attempt {
 }
 
 /** Kinds of task event. `state` events are written with every transition. */
-export type TaskEventType = 'state' | 'progress' | 'log' | 'artifact' | 'result' | 'message';
+export type TaskEventType =
+  | 'state'
+  | 'progress'
+  | 'log'
+  | 'artifact'
+  | 'result'
+  | 'message'
+  | 'session'
+  | 'usage'
+  | 'text'
+  | 'tool_use'
+  | 'tool_result'
+  | 'file_change';
 
 /** Something that happened to a task, in order (`seq` is global and increasing). */
 export interface TaskEvent {

@@ -958,6 +958,17 @@ export class Engine {
         type = 'message';
         data = e.data;
         break;
+      case 'session':
+      case 'usage':
+      case 'text':
+      case 'tool_use':
+      case 'tool_result':
+      case 'file_change': {
+        const { type: kind, ...rest } = e;
+        type = kind;
+        data = rest as Json;
+        break;
+      }
     }
     this.commit([{ op: 'event', taskId: l.task.id, attemptId: run.id, type, data }]).catch((err) =>
       this.fatal(err),

@@ -16,12 +16,44 @@ export interface TaskInput {
   needs: Record<string, { id: string; output: string | null; state?: string }>;
 }
 
+/**
+ * Tokens used by a model, as the provider counts them. All fields are token counts (integers >= 0).
+ * `input` excludes cached input read (`cacheRead`) and written (`cacheWrite`) where the provider
+ * reports them apart (Anthropic); providers that do not report a field leave it 0.
+ */
+export interface TokenUsage {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+
 /** An event an attempt reports while it runs. */
 export type RuntimeEvent =
   | { type: 'progress'; pct?: number; message?: string }
   | { type: 'log'; stream: 'stdout' | 'stderr'; line: string }
   | { type: 'artifact'; path: string }
-  | { type: 'message'; data: Json };
+  | { type: 'message'; data: Json }
+  /**
+   * The agent's native session id (Claude Code `session_id`, Codex `thread_id`, Gemini `session_id`),
+   * reported as soon as it is known so that a retry after a crash can resume it.
+   */
+  | { type: 'session'; id: string }
+  /**
+   * Spend since the previous `usage` event of this attempt (a delta, not a total). `costUsd` is set
+   * when the runtime knows the price; else the engine prices the tokens from the config's price
+   * table by `model`. The engine adds them up per task, agent, workflow and home, and stops a task
+   * that goes over its budget.
+   */
+  | { type: 'usage'; model?: string; tokens: TokenUsage; costUsd?: number }
+  /** Text the agent said (an assistant message), for the task's event log. */
+  | { type: 'text'; text: string }
+  /** The agent called a tool (`Bash`, `Edit`, `shell`, …); `id` pairs it with its result. */
+  | { type: 'tool_use'; id?: string; name: string; input?: Json }
+  /** A tool call's result. `output` is cut to a few KiB by the runtime. */
+  | { type: 'tool_result'; id?: string; isError: boolean; output?: string }
+  /** The agent changed a file (path relative to the working directory when inside it). */
+  | { type: 'file_change'; path: string; kind: 'add' | 'update' | 'delete' };
 
 /** Everything a runtime needs to run one attempt. */
 export interface AttemptContext {
@@ -41,7 +73,42 @@ export interface AttemptContext {
   timeoutMs: number | null;
   /** Called for every event, in order, synchronously from the runtime. */
   onEvent: (event: RuntimeEvent) => void;
+  /**
+   * The native session id to continue (`--resume`), when an earlier attempt of this task recorded
+   * one: a retry after a crash or a failure, a follow-up, a `revise` round.
+   */
+  resumeSessionId?: string;
+  /**
+   * What is left of the task's budget for this attempt, when it has one. Runtimes that can cap
+   * spend themselves pass it on (Claude Code `--max-budget-usd`); the engine enforces it anyway.
+   */
+  budget?: { usd?: number; tokens?: number };
+  /**
+   * The execution mode of the task: `dry-run` runtimes must not write outside the working
+   * directory (Claude Code runs with `--permission-mode plan`). Default `auto`.
+   */
+  mode?: 'strict' | 'auto' | 'dry-run';
 }
+
+/**
+ * Why an attempt failed, as a stable code for scripts and retries (the `error` text says it in
+ * words): `not_installed` (the CLI is missing), `auth` (the provider refused the credentials),
+ * `provider` (the provider answered 5xx or an API error), `rate_limited`, `idle` (the watchdog ended
+ * a CLI that went silent), `budget_exceeded`, `malformed` (the agent's output could not be
+ * understood), `crashed` (non-zero exit or signal), `circuit_open` (the http runtime's breaker is
+ * open), `bad_response`.
+ */
+export type FailureReason =
+  | 'not_installed'
+  | 'auth'
+  | 'provider'
+  | 'rate_limited'
+  | 'idle'
+  | 'budget_exceeded'
+  | 'malformed'
+  | 'crashed'
+  | 'circuit_open'
+  | 'bad_response';
 
 /** How an attempt ended. */
 export interface AttemptOutcome {
@@ -64,6 +131,22 @@ export interface AttemptOutcome {
    * the agent instance is faulty, not just the task. Its supervisor restarts the instance.
    */
   runtimeError?: boolean;
+  /** A stable code for why it failed (see {@link FailureReason}); absent when it succeeded. */
+  reason?: FailureReason;
+  /**
+   * False when retrying cannot help (a CLI that is not installed, credentials refused): the task
+   * fails at once whatever retries remain. Default true.
+   */
+  retryable?: boolean;
+  /** The native session id, when the runtime has one (also reported by a `session` event). */
+  sessionId?: string;
+  /**
+   * The attempt's total spend when the runtime knows it authoritatively (Claude Code's
+   * `total_cost_usd`); it replaces the sum of the attempt's `usage` events. USD.
+   */
+  costUsd?: number;
+  /** The attempt's total tokens when the runtime reports a total; replaces the sum of `usage` events. */
+  tokens?: TokenUsage;
 }
 
 /** A running attempt. */

@@ -14,6 +14,44 @@ function issues(input: unknown): { path: string; message: string }[] {
   return r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
 }
 
+describe('budgets, prices and runtimes', () => {
+  it('reads a budget, prices and runtime caps', () => {
+    const config = configSchema.parse({
+      budget: { usd: 5, tokens: 1_000_000 },
+      prices: { 'claude-sonnet-4-5': { input: 3, output: 15, cache_read: 0.3 } },
+      runtimes: { 'claude-code': { concurrency: 2 } },
+      agents: { c: { runtime: 'claude-code', budget: { usd: 0.5 }, idle_timeout: '2m', max_turns: 4 } },
+    });
+    expect(config.budget).toEqual({ usd: 5, tokens: 1_000_000 });
+    expect(config.prices['claude-sonnet-4-5']).toEqual({
+      inputPerMTok: 3,
+      outputPerMTok: 15,
+      cacheReadPerMTok: 0.3,
+      cacheWritePerMTok: 3,
+    });
+    expect(config.runtimes).toEqual({ 'claude-code': { concurrency: 2 } });
+    expect(config.agents.c).toMatchObject({ budget: { usd: 0.5 }, idleTimeoutMs: 120_000, maxTurns: 4 });
+  });
+
+  it('names a bad budget and a missing url or model', () => {
+    expect(issues({ budget: {} })).toEqual([
+      {
+        path: 'budget',
+        message: 'expected a budget with "usd", "tokens" or both, such as {usd: 0.50, tokens: 200000}',
+      },
+    ]);
+    expect(issues({ budget: { usd: -1 } })[0]?.path).toBe('budget.usd');
+    expect(issues({ agents: { w: { runtime: 'http' } } })).toEqual([
+      {
+        path: 'agents.w.url',
+        message: 'required for runtime "http": expected the worker URL, such as http://127.0.0.1:8080/run',
+      },
+    ]);
+    expect(issues({ agents: { m: { runtime: 'llm' } } })[0]?.path).toBe('agents.m.model');
+    expect(issues({ agents: { t: { runtime: 'tmux' } } })[0]?.path).toBe('agents.t.command');
+  });
+});
+
 describe('configSchema', () => {
   it('gives the defaults for an empty file', () => {
     const expected = {
@@ -21,6 +59,8 @@ describe('configSchema', () => {
       defaults: { retries: 0, priority: 5 },
       engine: { concurrency: 16 },
       store: { synchronous: 'FULL' },
+      prices: {},
+      runtimes: {},
     };
     expect(configSchema.parse(null)).toStrictEqual(expected);
     expect(configSchema.parse(undefined)).toStrictEqual(expected);
@@ -88,6 +128,8 @@ describe('configSchema', () => {
       defaults: { timeoutMs: 1_800_000, retries: 2, priority: 3 },
       engine: { concurrency: 8 },
       store: { synchronous: 'NORMAL' },
+      prices: {},
+      runtimes: {},
     });
   });
 

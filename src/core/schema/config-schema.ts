@@ -7,7 +7,7 @@
  * `file:line:col: path: expected …, found …`; see {@link smithErrorMap} for the rest.
  */
 import { z } from 'zod';
-import type { AgentSpec } from '../types.js';
+import type { AgentSpec, Budget, Json } from '../types.js';
 import { DEFAULT_PRIORITY } from '../types.js';
 import { BYTES_EXPECTED, DURATION_EXPECTED, checkBytes, checkDuration } from './duration.js';
 
@@ -56,6 +56,12 @@ export interface SmithConfig {
     /** SQLite `synchronous`: `FULL` (default; a commit survives power loss) or `NORMAL`. */
     synchronous: 'FULL' | 'NORMAL';
   };
+  /** Spend cap over everything this home runs (see {@link Budget}); none by default. */
+  budget?: Budget;
+  /** Model prices by model name, to price token usage that comes without a cost. Default `{}`. */
+  prices: Record<string, ModelPrice>;
+  /** Per-runtime settings by runtime name: `concurrency` caps attempts of that runtime at once. Default `{}`. */
+  runtimes: Record<string, { concurrency?: number }>;
 }
 
 /** An agent as its schema outputs it: everything but `name`, which comes from its key. */
@@ -299,6 +305,64 @@ export const envSchema = z.record(
   { error: recordError('expected a map of environment variables (NAME: value)') },
 );
 
+/**
+ * A spend cap: `{usd, tokens}`, at least one of them, each > 0. Outputs a {@link Budget}.
+ */
+export const budgetSchema = strictFields(
+  {
+    usd: z.number({ error: 'expected an amount in US dollars, such as 0.50' }).positive({
+      error: 'expected an amount in US dollars greater than 0, such as 0.50',
+    }),
+    tokens: intSchema('a whole number of tokens greater than 0, such as 200000', 1),
+  },
+  'a budget',
+)
+  .partial()
+  .refine((b) => b.usd !== undefined || b.tokens !== undefined, {
+    error: 'expected a budget with "usd", "tokens" or both, such as {usd: 0.50, tokens: 200000}',
+  })
+  .transform((b): Budget => {
+    const out: Budget = {};
+    if (b.usd !== undefined) out.usd = b.usd;
+    if (b.tokens !== undefined) out.tokens = b.tokens;
+    return out;
+  });
+
+/**
+ * The price of a model in USD per million tokens (`input`, `output`, and optionally `cache_read`,
+ * `cache_write`; these default to `input`). Used to price `usage` events that come without a cost.
+ */
+export interface ModelPrice {
+  inputPerMTok: number;
+  outputPerMTok: number;
+  cacheReadPerMTok: number;
+  cacheWritePerMTok: number;
+}
+
+const usdPerMTok = z
+  .number({ error: 'expected a price in US dollars per million tokens, such as 3' })
+  .nonnegative({ error: 'expected a price in US dollars per million tokens, 0 or more' });
+
+/** One entry of `prices:` (by model name). Outputs a {@link ModelPrice}. */
+export const modelPriceSchema = strictFields(
+  {
+    input: usdPerMTok,
+    output: usdPerMTok,
+    cache_read: usdPerMTok.optional(),
+    cache_write: usdPerMTok.optional(),
+  },
+  'a model price',
+).transform((p): ModelPrice => ({
+  inputPerMTok: p.input,
+  outputPerMTok: p.output,
+  cacheReadPerMTok: p.cache_read ?? p.input,
+  cacheWritePerMTok: p.cache_write ?? p.input,
+}));
+
+const stringListSchema = z.array(z.string({ error: 'expected a string' }), {
+  error: 'expected a list of strings',
+});
+
 // ---------------------------------------------------------------------------------------------
 // Agents
 
@@ -321,7 +385,41 @@ const agentShape = {
   timeout: durationSchema(true).optional(),
   kill_grace: durationSchema(false).optional(),
   output_limit: bytesSchema.optional(),
+  budget: nullAsAbsent(budgetSchema),
+  model: z.string({ error: 'expected a model name as a string' }).min(1).optional(),
+  args: stringListSchema.optional(),
+  allowed_tools: stringListSchema.optional(),
+  disallowed_tools: stringListSchema.optional(),
+  permission_mode: z.string({ error: 'expected a permission mode as a string' }).min(1).optional(),
+  max_turns: intSchema('a positive whole number of turns', 1).optional(),
+  max_budget_usd: z
+    .number({ error: 'expected an amount in US dollars, such as 0.50' })
+    .positive({ error: 'expected an amount in US dollars greater than 0' })
+    .optional(),
+  mcp_config: z.string({ error: 'expected a file path' }).min(1).optional(),
+  append_system_prompt: z.string({ error: 'expected text' }).optional(),
+  system_prompt: z.string({ error: 'expected text' }).optional(),
+  idle_timeout: durationSchema(true).optional(),
+  isolate_home: z.boolean({ error: 'expected true or false' }).optional(),
+  url: z.url({ error: 'expected a URL such as http://127.0.0.1:8080/run' }).optional(),
+  base_url: z.url({ error: 'expected a URL such as http://127.0.0.1:11434/v1' }).optional(),
+  headers: z
+    .record(z.string(), z.string({ error: 'expected a header value as a string' }), {
+      error: recordError('expected a map of HTTP headers (Name: value)'),
+    })
+    .optional(),
+  provider: z.string({ error: 'expected a provider name' }).min(1).optional(),
+  api_key_env: z
+    .string()
+    .regex(ENV_NAME_PATTERN, {
+      error: 'expected the name of an environment variable, such as OPENAI_API_KEY',
+    })
+    .optional(),
+  output_schema: z.record(z.string(), z.unknown(), { error: 'expected a JSON Schema (a map)' }).optional(),
 };
+
+/** Runtimes that run an agent's `command` and so require it. */
+const NEEDS_COMMAND = new Set(['process', 'tmux']);
 
 /**
  * One agent as written in YAML (without its name, which is its key):
@@ -332,12 +430,26 @@ const agentShape = {
  */
 export const agentSpecSchema = strictFields(agentShape, 'an agent')
   .superRefine((a, ctx) => {
-    if ((a.runtime ?? DEFAULT_RUNTIME) === 'process' && a.command === undefined) {
+    const runtime = a.runtime ?? DEFAULT_RUNTIME;
+    if (NEEDS_COMMAND.has(runtime) && a.command === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['command'],
-        message:
-          'required for runtime "process": expected the argv as a list, such as ["sh", "-c", "{prompt}"]',
+        message: `required for runtime "${runtime}": expected the argv as a list, such as ["sh", "-c", "{prompt}"]`,
+      });
+    }
+    if (runtime === 'http' && a.url === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: 'required for runtime "http": expected the worker URL, such as http://127.0.0.1:8080/run',
+      });
+    }
+    if (runtime === 'llm' && a.model === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model'],
+        message: 'required for runtime "llm": expected a model name, such as gpt-4o-mini or llama3.1',
       });
     }
   })
@@ -352,6 +464,25 @@ export const agentSpecSchema = strictFields(agentShape, 'an agent')
     if (a.command !== undefined) out.command = a.command;
     if (a.env !== undefined) out.env = a.env;
     if (a.timeout !== undefined) out.timeoutMs = a.timeout;
+    if (a.budget !== undefined) out.budget = a.budget;
+    if (a.model !== undefined) out.model = a.model;
+    if (a.args !== undefined) out.args = a.args;
+    if (a.allowed_tools !== undefined) out.allowedTools = a.allowed_tools;
+    if (a.disallowed_tools !== undefined) out.disallowedTools = a.disallowed_tools;
+    if (a.permission_mode !== undefined) out.permissionMode = a.permission_mode;
+    if (a.max_turns !== undefined) out.maxTurns = a.max_turns;
+    if (a.max_budget_usd !== undefined) out.maxBudgetUsd = a.max_budget_usd;
+    if (a.mcp_config !== undefined) out.mcpConfig = a.mcp_config;
+    if (a.append_system_prompt !== undefined) out.appendSystemPrompt = a.append_system_prompt;
+    if (a.system_prompt !== undefined) out.systemPrompt = a.system_prompt;
+    if (a.idle_timeout !== undefined) out.idleTimeoutMs = a.idle_timeout;
+    if (a.isolate_home !== undefined) out.isolateHome = a.isolate_home;
+    if (a.url !== undefined) out.url = a.url;
+    if (a.base_url !== undefined) out.baseUrl = a.base_url;
+    if (a.headers !== undefined) out.headers = a.headers;
+    if (a.provider !== undefined) out.provider = a.provider;
+    if (a.api_key_env !== undefined) out.apiKeyEnv = a.api_key_env;
+    if (a.output_schema !== undefined) out.outputSchema = a.output_schema as Json;
     return out;
   });
 
@@ -406,6 +537,19 @@ export const configSchema = z.preprocess(
       defaults: nullAsAbsent(defaultsSchema),
       engine: nullAsAbsent(engineSchema),
       store: nullAsAbsent(storeSchema),
+      budget: nullAsAbsent(budgetSchema),
+      prices: nullAsAbsent(
+        z.record(z.string().min(1), modelPriceSchema, {
+          error: recordError('expected a map of model prices (model: {input, output})'),
+        }),
+      ),
+      runtimes: nullAsAbsent(
+        z.record(
+          z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: 'expected a runtime name such as "claude-code"' }),
+          strictFields({ concurrency: intSchema('a positive integer', 1).optional() }, 'a runtime section'),
+          { error: recordError('expected a map of runtimes (name: {concurrency})') },
+        ),
+      ),
     },
     'smith.yaml',
   ).transform((raw): SmithConfig => {
@@ -414,12 +558,16 @@ export const configSchema = z.preprocess(
       priority: raw.defaults?.priority ?? DEFAULT_PRIORITY,
     };
     if (raw.defaults?.timeout !== undefined) defaults.timeoutMs = raw.defaults.timeout;
-    return {
+    const config: SmithConfig = {
       agents: raw.agents ?? {},
       defaults,
       engine: { concurrency: raw.engine?.concurrency ?? DEFAULT_ENGINE_CONCURRENCY },
       store: { synchronous: raw.store?.synchronous ?? 'FULL' },
+      prices: raw.prices ?? {},
+      runtimes: raw.runtimes ?? {},
     };
+    if (raw.budget !== undefined) config.budget = raw.budget;
+    return config;
   }),
 );
 

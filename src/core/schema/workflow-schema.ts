@@ -4,10 +4,11 @@
  * and agents are applied (the loader does that). Pure: no I/O.
  */
 import { z } from 'zod';
-import type { AgentSpec, TaskSpec } from '../types.js';
+import type { AgentSpec, Budget, TaskSpec } from '../types.js';
 import {
   agentNameSchema,
   agentsSchema,
+  budgetSchema,
   capabilitiesSchema,
   durationSchema,
   envSchema,
@@ -34,6 +35,8 @@ export interface WorkflowFile {
   agents: Record<string, AgentSpec>;
   /** Tasks in file order. */
   tasks: WorkflowFileTask[];
+  /** The workflow's spend cap. */
+  budget?: Budget;
 }
 
 const taskShape = {
@@ -59,6 +62,7 @@ const taskShape = {
     .min(1, { error: 'expected a directory path (relative to the workflow file)' })
     .optional(),
   env: nullAsAbsent(envSchema),
+  budget: nullAsAbsent(budgetSchema),
   trigger: z
     .enum(['all_success', 'all_done'], {
       error: 'expected all_success (run when every need completed) or all_done (run when every need ended)',
@@ -98,6 +102,7 @@ function toTask(key: string, t: RawTask): WorkflowFileTask {
   if (t.workdir !== undefined) out.workdir = t.workdir;
   if (t.env !== undefined) out.env = t.env;
   if (t.trigger !== undefined) out.trigger = t.trigger;
+  if (t.budget !== undefined) out.budget = t.budget;
   return out;
 }
 
@@ -170,11 +175,13 @@ export const workflowFileSchema = strictFields(
       })
       .optional(),
     agents: nullAsAbsent(agentsSchema),
+    budget: nullAsAbsent(budgetSchema),
     tasks: tasksSchema,
   },
   'a workflow',
 ).transform((raw): WorkflowFile => {
   const out: WorkflowFile = { agents: raw.agents ?? {}, tasks: raw.tasks };
   if (raw.name !== undefined) out.name = raw.name.trim();
+  if (raw.budget !== undefined) out.budget = raw.budget;
   return out;
 });

@@ -93,7 +93,10 @@ describe('loadConfig', () => {
     );
     expect(lines).toContain(
       '  smith.yaml:5:5: agents.sh.capabilites: unknown field "capabilites" in an agent; did you mean "capabilities"? ' +
-        '(fields: runtime, command, capabilities, concurrency, env, timeout, kill_grace, output_limit)',
+        '(fields: runtime, command, capabilities, concurrency, env, timeout, kill_grace, output_limit, budget, ' +
+        'model, args, allowed_tools, disallowed_tools, permission_mode, max_turns, max_budget_usd, mcp_config, ' +
+        'append_system_prompt, system_prompt, idle_timeout, isolate_home, url, base_url, headers, provider, ' +
+        'api_key_env, output_schema)',
     );
     expect(lines).toContain('  smith.yaml:7:16: store.synchronous: expected FULL or NORMAL, found "OFF"');
     expect((err as ConfigError).context['file']).toBe(path.join(dir, 'smith.yaml'));

@@ -199,6 +199,7 @@ function buildWorkflow(data: unknown, place: BuildPlace, config: SmithConfig): W
     name = path.basename(place.absFile).replace(/\.(ya?ml|json)$/i, '');
   }
   const spec: WorkflowSpec = { name: name ?? 'workflow', dir: place.dir, agents, tasks };
+  if (wf.budget !== undefined) spec.budget = wf.budget;
   if (place.absFile !== undefined) spec.file = place.absFile;
   return spec;
 }

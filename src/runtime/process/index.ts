@@ -1,7 +1,8 @@
 /**
  * The `process` runtime and the process-group helpers crash recovery uses.
  */
-export { ProcessRuntime, DEFAULT_KILL_GRACE_MS } from './process-runtime.js';
+export { ProcessRuntime, DEFAULT_KILL_GRACE_MS, DEFAULT_LINGER_MS, spawnAttempt } from './process-runtime.js';
+export type { EndedBy, SpawnPlan, StdoutProtocol } from './process-runtime.js';
 export { buildArgv, resolveExecutable } from './command.js';
 export type { CommandValues, ExecutableProblem, ExecutableResolution } from './command.js';
 export { parseAgentLine, sanitizeLine } from './agent-line.js';

@@ -127,6 +127,75 @@ export class ProcessRuntime implements AgentRuntime {
   }
 }
 
+/**
+ * How a CLI runtime reads its program's stdout instead of the `process` runtime's NDJSON agent
+ * lines (for example Claude Code's stream-json).
+ */
+export interface StdoutProtocol {
+  /**
+   * Called for each stdout line, in order (text sanitized, without its newline; a line longer
+   * than the line cap arrives cut, with `truncated` true). Report events with `emit`. Return true
+   * when this line was the final result: the program then has `lingerMs` to exit before its
+   * group is ended (and that ending is not a failure).
+   */
+  line(text: string, truncated: boolean, emit: (event: RuntimeEvent) => void): boolean | void;
+  /**
+   * Decide the outcome once every process of the attempt is gone. `base` is what the `process`
+   * runtime would say from the exit code, signal and endings (its `output` is the plain stdout,
+   * usually empty or useless for a JSON protocol); `ended` says how smith ended it, if it did.
+   */
+  finish(base: AttemptOutcome, ended: EndedBy): AttemptOutcome;
+}
+
+/** How smith ended an attempt's process, if it did: for {@link StdoutProtocol.finish}. */
+export type EndedBy = 'timeout' | 'cancel' | 'idle' | 'after_result' | null;
+
+/** What to spawn for one attempt, for runtimes built on this one (claude-code, codex, gemini, tmux). */
+export interface SpawnPlan {
+  /** The full argv: `[executable, ...args]`. No shell, no placeholders. */
+  argv: string[];
+  /** The environment, exactly. Default `ctx.env`. */
+  env?: Record<string, string>;
+  /** The working directory. Default `ctx.workdir`. */
+  cwd?: string;
+  /** Written to stdin, which is then closed; null = stdin is `/dev/null`. */
+  stdin: string | null;
+  /** Reads stdout; default the NDJSON agent-line protocol of the `process` runtime. */
+  protocol?: StdoutProtocol;
+  /**
+   * Idle watchdog in ms: when no stdout line arrives for this long (a paused attempt's clock
+   * stops), the group is ended and the attempt fails with reason `idle`. Default none.
+   */
+  idleTimeoutMs?: number;
+  /** ms a program may linger after its final result line before its group is ended. Default 5000. */
+  lingerMs?: number;
+  /** What the program is, for spawn error messages (`claude`; install hint included). */
+  notFoundHint?: string;
+}
+
+/** Default ms a CLI may linger after its result line before its group is ended. */
+export const DEFAULT_LINGER_MS = 5000;
+
+/**
+ * Start one attempt of a program as the `process` runtime does (own process group, capped output,
+ * timeout, pause/resume, cancel with SIGTERM then SIGKILL, no orphans), but with the argv, stdin
+ * and stdout protocol of `plan`. For runtimes that drive a CLI.
+ *
+ * @param ctx - the attempt (timeout, kill grace and output limit come from it and its agent)
+ * @param plan - what to spawn and how to read it
+ * @returns the running attempt; never throws (a spawn failure ends `done` as failed)
+ */
+export function spawnAttempt(ctx: AttemptContext, plan: SpawnPlan): AttemptHandle {
+  const attempt = new ProcessAttempt(ctx, plan);
+  return {
+    pid: attempt.pid,
+    done: attempt.done,
+    cancel: (reason: string) => attempt.cancel(reason),
+    pause: () => attempt.pause(),
+    resume: () => attempt.resume(),
+  };
+}
+
 function commandOf(agent: AgentSpec): string | null {
   const first = agent.command?.[0];
   return first === undefined || first === '' ? null : first;
@@ -140,7 +209,7 @@ function noCommandError(agent: AgentSpec): NonRetryableError {
   );
 }
 
-function describeSpawnError(err: unknown, command: string, cwd: string): string {
+function describeSpawnError(err: unknown, command: string, cwd: string, notFoundHint?: string): string {
   const code = (err as NodeJS.ErrnoException | null)?.code ?? 'UNKNOWN';
   let cwdIsDir = false;
   try {
@@ -150,7 +219,7 @@ function describeSpawnError(err: unknown, command: string, cwd: string): string 
   }
   if (!cwdIsDir) return `spawn ${code}: working directory "${cwd}" does not exist or is not a directory`;
   if (code === 'ENOENT') {
-    return `spawn ENOENT: command "${command}" not found; install it or fix "command" in smith.yaml`;
+    return `spawn ENOENT: command "${command}" not found; ${notFoundHint ?? 'install it or fix "command" in smith.yaml'}`;
   }
   if (code === 'EACCES') return `spawn EACCES: command "${command}" is not executable (permission denied)`;
   const detail = err instanceof Error ? err.message : String(err);
@@ -167,7 +236,7 @@ function cleanOutput(text: string, trimNewline: boolean): string {
   return out;
 }
 
-type Ending = { status: 'timed_out' | 'canceled'; error: string };
+type Ending = { status: 'timed_out' | 'canceled' | 'failed'; error: string; by: EndedBy };
 type Result = { output: string; failed: boolean; error: string | null };
 
 /** One attempt of one process. */
@@ -176,6 +245,7 @@ class ProcessAttempt {
   readonly done: Promise<AttemptOutcome>;
 
   private readonly ctx: AttemptContext;
+  private readonly plan: SpawnPlan | undefined;
   private readonly graceMs: number;
   private readonly stdout: OutputCapture;
   private readonly stderr: OutputCapture;
@@ -200,9 +270,13 @@ class ProcessAttempt {
   private remainingMs: number | null = null;
   private killTimer: NodeJS.Timeout | null = null;
   private drainTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  private resultSeen = false;
 
-  constructor(ctx: AttemptContext) {
+  constructor(ctx: AttemptContext, plan?: SpawnPlan) {
     this.ctx = ctx;
+    this.plan = plan;
     this.done = new Promise<AttemptOutcome>((resolve) => {
       this.resolveDone = resolve;
     });
@@ -217,29 +291,42 @@ class ProcessAttempt {
 
   /** Spawn the process and wire it; returns its pid, or null when it could not be started. */
   private spawn(): number | null {
-    const { ctx } = this;
-    const command = commandOf(ctx.agent);
-    if (command === null || ctx.agent.command === undefined) {
-      this.spawnError = noCommandError(ctx.agent).message;
+    const { ctx, plan } = this;
+    let command: string | null;
+    let argv: string[];
+    if (plan !== undefined) {
+      command = plan.argv[0] ?? null;
+      argv = plan.argv;
+    } else {
+      command = commandOf(ctx.agent);
+      if (command === null || ctx.agent.command === undefined) {
+        this.spawnError = noCommandError(ctx.agent).message;
+        this.finish();
+        return null;
+      }
+      argv = buildArgv(ctx.agent.command, {
+        prompt: ctx.input.prompt,
+        task_id: ctx.input.id,
+        workdir: ctx.workdir,
+      });
+    }
+    if (command === null || command === '') {
+      this.spawnError = `agent "${ctx.agent.name}": nothing to run (empty argv)`;
       this.finish();
       return null;
     }
-    const argv = buildArgv(ctx.agent.command, {
-      prompt: ctx.input.prompt,
-      task_id: ctx.input.id,
-      workdir: ctx.workdir,
-    });
+    const cwd = plan?.cwd ?? ctx.workdir;
     let child: ChildProcess;
     try {
       child = spawn(command, argv.slice(1), {
-        cwd: ctx.workdir,
-        env: ctx.env,
+        cwd,
+        env: plan?.env ?? ctx.env,
         detached: true,
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: [plan !== undefined && plan.stdin === null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
         windowsHide: true,
       });
     } catch (err) {
-      this.spawnError = describeSpawnError(err, command, ctx.workdir);
+      this.spawnError = describeSpawnError(err, command, cwd, plan?.notFoundHint);
       this.finish();
       return null;
     }
@@ -248,7 +335,7 @@ class ProcessAttempt {
     child.on('error', (err) => {
       // Before a pid, an error is a failed spawn; later ones (a failed kill) change nothing.
       if (child.pid !== undefined || this.settled) return;
-      this.spawnError = describeSpawnError(err, command, ctx.workdir);
+      this.spawnError = describeSpawnError(err, command, cwd, plan?.notFoundHint);
       child.stdout?.destroy();
       child.stderr?.destroy();
       child.stdin?.destroy();
@@ -286,22 +373,43 @@ class ProcessAttempt {
     if (stdin) {
       // EPIPE / ECONNRESET when the agent does not read its stdin: not a failure.
       stdin.on('error', () => undefined);
-      stdin.end(JSON.stringify(ctx.input) + '\n');
+      stdin.end(plan !== undefined ? (plan.stdin ?? '') : JSON.stringify(ctx.input) + '\n');
     }
 
     if (child.pid === undefined) return null;
     if (ctx.timeoutMs !== null && ctx.timeoutMs > 0) this.startClock(ctx.timeoutMs);
+    this.armIdle();
     return child.pid;
   }
 
   cancel(reason: string): void {
-    this.terminate({ status: 'canceled', error: reason });
+    this.terminate({ status: 'canceled', error: reason, by: 'cancel' });
+  }
+
+  /** (Re)start the idle watchdog, when the plan has one and the attempt is live. */
+  private armIdle(): void {
+    const ms = this.plan?.idleTimeoutMs;
+    if (ms === undefined || ms <= 0 || this.paused || this.leaderExited || this.ending !== null) return;
+    if (this.resultSeen) return;
+    this.clearTimer('idleTimer');
+    this.idleTimer = setTimeout(
+      () => {
+        this.idleTimer = null;
+        this.terminate({
+          status: 'failed',
+          error: `no event for ${ms} ms: the idle watchdog ended it`,
+          by: 'idle',
+        });
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
   }
 
   pause(): void {
     if (this.pid === null || this.settled || this.leaderExited || this.ending !== null || this.paused) return;
     signalGroup(this.pid, 'SIGSTOP');
     this.paused = true;
+    this.clearTimer('idleTimer');
     if (this.timeoutTimer !== null) {
       clearTimeout(this.timeoutTimer);
       this.timeoutTimer = null;
@@ -313,6 +421,7 @@ class ProcessAttempt {
     if (this.pid === null || !this.paused) return;
     this.paused = false;
     signalGroup(this.pid, 'SIGCONT');
+    this.armIdle();
     if (this.remainingMs !== null && !this.leaderExited && this.ending === null) {
       const remaining = this.remainingMs;
       this.remainingMs = null;
@@ -329,7 +438,12 @@ class ProcessAttempt {
         () => {
           this.timeoutTimer = null;
           if (Date.now() < this.deadline) arm();
-          else this.terminate({ status: 'timed_out', error: `timed out after ${this.ctx.timeoutMs} ms` });
+          else
+            this.terminate({
+              status: 'timed_out',
+              error: `timed out after ${this.ctx.timeoutMs} ms`,
+              by: 'timeout',
+            });
         },
         Math.min(Math.max(0, left), MAX_TIMER_MS),
       );
@@ -342,6 +456,8 @@ class ProcessAttempt {
     if (this.settled || this.leaderExited || this.ending !== null) return;
     this.ending = ending;
     this.clearTimer('timeoutTimer');
+    this.clearTimer('idleTimer');
+    this.clearTimer('lingerTimer');
     this.remainingMs = null;
     const pid = this.pid;
     if (pid === null) return; // not started: the spawn error ends it
@@ -361,6 +477,8 @@ class ProcessAttempt {
     this.paused = false;
     this.clearTimer('timeoutTimer');
     this.clearTimer('killTimer');
+    this.clearTimer('idleTimer');
+    this.clearTimer('lingerTimer');
     // No orphans: whatever is left of the group goes with its leader.
     if (this.pid !== null && groupExists(this.pid)) signalGroup(this.pid, 'SIGKILL');
     if (this.maybeFinish()) return;
@@ -395,7 +513,7 @@ class ProcessAttempt {
     return pids;
   }
 
-  private clearTimer(name: 'timeoutTimer' | 'killTimer' | 'drainTimer'): void {
+  private clearTimer(name: 'timeoutTimer' | 'killTimer' | 'drainTimer' | 'idleTimer' | 'lingerTimer'): void {
     const timer = this[name];
     if (timer !== null) clearTimeout(timer);
     this[name] = null;
@@ -413,6 +531,19 @@ class ProcessAttempt {
   private readonly plainStdout: string[] = [];
 
   private onStdoutLine(line: CapturedLine): void {
+    if (this.idleTimer !== null) this.armIdle();
+    const protocol = this.plan?.protocol;
+    if (protocol !== undefined) {
+      const text = sanitizeLine(line.bytes.toString('utf8'));
+      let final: boolean | void = false;
+      try {
+        final = protocol.line(text, line.truncatedBytes > 0, (e) => this.emit(e));
+      } catch (err) {
+        this.emit({ type: 'log', stream: 'stdout', line: `unreadable line: ${String(err)}` });
+      }
+      if (final === true && !this.resultSeen) this.onResult();
+      return;
+    }
     if (line.truncatedBytes === 0 && mayBeJsonObject(line.bytes)) {
       const parsed = parseAgentLine(line.bytes.toString('utf8'));
       if (parsed.kind === 'result') {
@@ -433,6 +564,21 @@ class ProcessAttempt {
     }
   }
 
+  /** The final result arrived: give the program `lingerMs` to exit, then end its group. */
+  private onResult(): void {
+    this.resultSeen = true;
+    this.clearTimer('idleTimer');
+    if (this.leaderExited || this.ending !== null) return;
+    const ms = this.plan?.lingerMs ?? DEFAULT_LINGER_MS;
+    this.lingerTimer = setTimeout(
+      () => {
+        this.lingerTimer = null;
+        this.terminate({ status: 'failed', error: 'lingered after its result', by: 'after_result' });
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
+  }
+
   private onStderrLine(line: CapturedLine): void {
     const scan =
       line.bytes.length > ERROR_LINE_SCAN_BYTES ? line.bytes.subarray(0, ERROR_LINE_SCAN_BYTES) : line.bytes;
@@ -451,6 +597,8 @@ class ProcessAttempt {
     this.clearTimer('timeoutTimer');
     this.clearTimer('killTimer');
     this.clearTimer('drainTimer');
+    this.clearTimer('idleTimer');
+    this.clearTimer('lingerTimer');
     const pid = this.child?.pid;
     if (pid === undefined) {
       this.resolveOutcome();
@@ -522,6 +670,18 @@ class ProcessAttempt {
     // the agent's command cannot run (not a task's bad working directory): its instance is at fault
     if (this.spawnError !== null && !this.spawnError.includes('working directory'))
       outcome.runtimeError = true;
-    this.resolveDone(outcome);
+    if (this.ending?.by === 'idle') outcome.reason = 'idle';
+    const protocol = this.plan?.protocol;
+    if (protocol === undefined) {
+      this.resolveDone(outcome);
+      return;
+    }
+    let final = outcome;
+    try {
+      final = protocol.finish(outcome, this.ending?.by ?? null);
+    } catch (err) {
+      final = { ...outcome, status: 'failed', error: `could not read the agent's result: ${String(err)}` };
+    }
+    this.resolveDone(final);
   }
 }
