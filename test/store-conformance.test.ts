@@ -82,6 +82,10 @@ function task(id: string, over: Partial<Task> = {}): Task {
     output: null,
     exitCode: null,
     reason: null,
+    budget: null,
+    costUsd: 0,
+    tokens: 0,
+    sessionId: null,
     createdAt: T0,
     updatedAt: T0,
     startedAt: null,
@@ -106,6 +110,10 @@ function attempt(id: string, taskId: string, over: Partial<Attempt> = {}): Attem
     signal: null,
     output: null,
     error: null,
+    sessionId: null,
+    costUsd: 0,
+    tokens: 0,
+    usage: null,
     ...over,
   };
 }

@@ -14,6 +14,18 @@ export type Priority = number;
 export const DEFAULT_PRIORITY = 5;
 
 /**
+ * Tokens used by a model, as the provider counts them. All fields are token counts (integers >= 0).
+ * `input` excludes cached input read (`cacheRead`) and written (`cacheWrite`) where the provider
+ * reports them apart (Anthropic); providers that do not report a field leave it 0.
+ */
+export interface TokenUsage {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+
+/**
  * A spend cap: USD and/or tokens (input + output + cache, as {@link TokenUsage} counts them). Set on
  * a task, an agent, a workflow, or at the top of `smith.yaml` (`budget: {usd: 0.50, tokens: 200000}`).
  */
@@ -187,6 +199,14 @@ export interface Task {
   exitCode: number | null;
   /** Why the task ended failed/canceled (`exit code 1`, `timeout after 10000 ms`, `dependency_failed`). */
   reason: string | null;
+  /** The task's own spend cap, or null. */
+  budget: Budget | null;
+  /** USD spent by all its attempts so far. */
+  costUsd: number;
+  /** Tokens used by all its attempts so far (input + output + cache). */
+  tokens: number;
+  /** The agent's native session id of the last attempt that reported one (resumed by the next). */
+  sessionId: string | null;
   createdAt: number;
   updatedAt: number;
   startedAt: number | null;
@@ -212,6 +232,14 @@ export interface Attempt {
   signal: string | null;
   output: string | null;
   error: string | null;
+  /** The agent's native session id, when its runtime has one. */
+  sessionId: string | null;
+  /** USD this attempt spent. */
+  costUsd: number;
+  /** Tokens this attempt used (input + output + cache). */
+  tokens: number;
+  /** Its tokens by kind, when its runtime reported any. */
+  usage: TokenUsage | null;
 }
 
 /** Kinds of task event. `state` events are written with every transition. */

@@ -19,7 +19,17 @@ import {
   type TaskState,
   type WorkflowState,
 } from '../core/states.js';
-import type { AgentSpec, Json, Task, TaskEventType, Workflow, WorkflowSpec } from '../core/types.js';
+import type {
+  AgentSpec,
+  Budget,
+  Json,
+  Task,
+  TaskEventType,
+  TokenUsage,
+  Workflow,
+  WorkflowSpec,
+} from '../core/types.js';
+import type { ModelPrice } from '../core/schema/index.js';
 import { DEFAULT_PRIORITY } from '../core/types.js';
 import type {
   AgentRuntime,
@@ -31,6 +41,16 @@ import type {
 import type { Op, Store } from '../store/store.js';
 import { Supervisor, type Child, type ChildSpec, type ExitReason } from '../runtime/supervisor/index.js';
 import { ReadyQueue } from './queue.js';
+import {
+  BudgetLedger,
+  addUsage,
+  breachReason,
+  noUsage,
+  priceUsage,
+  totalTokens,
+  type BudgetBreach,
+  type BudgetSubject,
+} from './budget.js';
 
 /** Typed engine events (namespaced keys). */
 export interface EngineEventMap {
@@ -65,6 +85,12 @@ export interface EngineOptions {
   logEventLimit?: number;
   /** The environment agents start from. Default `process.env`. */
   baseEnv?: Record<string, string | undefined>;
+  /** Spend cap of everything in this home (`budget:` at the top of `smith.yaml`). */
+  budget?: Budget;
+  /** Model prices (USD per million tokens) for usage reported without a cost. Default none. */
+  prices?: Record<string, ModelPrice>;
+  /** Attempts at once per runtime kind (`runtimes: {claude-code: {concurrency: 2}}`). Default no cap. */
+  runtimeConcurrency?: Record<string, number>;
 }
 
 interface AgentSlot {
@@ -95,6 +121,7 @@ interface Group {
 interface WfLive {
   id: string;
   name: string;
+  budget?: Budget;
   state: WorkflowState;
   live: number;
   waiters: ((w: Workflow) => void)[];
@@ -109,7 +136,11 @@ interface RunningAttempt {
   handle?: AttemptHandle;
   startedAt: number;
   logEvents: number;
-  stop?: { kind: 'canceled' | 'shutdown'; reason: string };
+  stop?: { kind: 'canceled' | 'shutdown' | 'budget'; reason: string };
+  /** Spend reported so far by `usage` events (priced when they came without a cost). */
+  usd: number;
+  usage: TokenUsage;
+  sessionId?: string;
   pausePending?: boolean;
   done?: Promise<void>;
 }
@@ -135,6 +166,8 @@ export interface SubmitTaskInput {
   retries?: number;
   workdir: string;
   env?: Record<string, string>;
+  /** The task's spend cap. */
+  budget?: Budget;
 }
 
 const ZERO_OUTCOME_FIELDS = { stdoutBytes: 0, stderrBytes: 0, droppedBytes: 0, stderr: '' };
@@ -187,6 +220,10 @@ export function workflowRecords(
     output: null,
     exitCode: null,
     reason: null,
+    budget: t.budget ?? null,
+    costUsd: 0,
+    tokens: 0,
+    sessionId: null,
     createdAt: now,
     updatedAt: now,
     startedAt: null,
@@ -259,6 +296,10 @@ export class Engine {
   private fatalError: unknown;
   private started = false;
   private pendingStarts: Promise<void>[] = [];
+  private readonly ledger: BudgetLedger;
+  private readonly prices: Record<string, ModelPrice>;
+  private readonly runtimeCaps: Record<string, number>;
+  private readonly runtimeRunning = new Map<string, number>();
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -271,6 +312,9 @@ export class Engine {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.baseEnv ?? process.env)) if (v !== undefined) env[k] = v;
     this.baseEnv = env;
+    this.ledger = new BudgetLedger(options.budget);
+    this.prices = options.prices ?? {};
+    this.runtimeCaps = options.runtimeConcurrency ?? {};
     for (const r of options.runtimes) this.runtimes.set(r.kind, r);
     for (const a of options.agents) this.addAgent(a);
     this.emitter.setMaxListeners(0);
@@ -428,6 +472,7 @@ export class Engine {
    */
   async start(): Promise<void> {
     this.started = true;
+    this.ledger.seed(await this.store.spendTotals());
     const ops: Op[] = [];
     for (const slot of this.agents.values()) ops.push({ op: 'upsertAgent', spec: slot.spec });
     await Promise.all([...this.agents.values()].map((slot) => this.startAgent(slot)));
@@ -509,7 +554,7 @@ export class Engine {
     await this.agentsStarted();
     const { workflow, tasks, ops } = workflowRecords(spec, actor);
     await this.commit(ops);
-    this.adopt(workflow, tasks);
+    this.adopt(workflow, tasks, spec.budget);
     this.emit('workflow:state', { id: workflow.id, name: workflow.name, state: 'running' });
     return { workflow, tasks };
   }
@@ -535,6 +580,7 @@ export class Engine {
           retries: input.retries ?? 0,
           priority: input.priority ?? DEFAULT_PRIORITY,
           env: input.env,
+          budget: input.budget,
         },
       ],
     };
@@ -574,12 +620,13 @@ export class Engine {
   }
 
   /** Take tasks (already recorded) into memory and schedule those that are ready. */
-  private adopt(workflow: Workflow, tasks: Task[]): void {
+  private adopt(workflow: Workflow, tasks: Task[], budget?: Budget): void {
     let wf = this.workflows.get(workflow.id);
     if (!wf) {
       wf = { id: workflow.id, name: workflow.name, state: 'running', live: 0, waiters: [] };
       this.workflows.set(workflow.id, wf);
     }
+    if (budget !== undefined) wf.budget = budget;
     for (const t of tasks) {
       if (isTerminalTaskState(t.state) || this.live.has(t.id)) continue;
       this.live.set(t.id, { task: t, wf, waiting: 0, dependents: [], group: null });
@@ -624,7 +671,7 @@ export class Engine {
     await this.commit(ops);
     workflow.state = 'running';
     const open = all.filter((t) => !isTerminalTaskState(t.state));
-    this.adopt(workflow, open);
+    this.adopt(workflow, open, spec?.budget);
     // needs that ended without completing: their dependents cannot run
     for (const t of open) {
       const l = this.live.get(t.id);
@@ -741,7 +788,7 @@ export class Engine {
           }
           continue;
         }
-        if (!g.agents.some((a) => a.error === null && a.free.length > 0)) continue;
+        if (!g.agents.some((a) => this.canTake(a))) continue;
         if (
           !bestHead ||
           h.priority < bestHead.priority ||
@@ -757,10 +804,50 @@ export class Engine {
       if (!l || l.task.state !== 'queued') continue;
       let agent: AgentSlot | undefined;
       for (const a of best.agents) {
-        if (a.error !== null || a.free.length === 0) continue;
+        if (!this.canTake(a)) continue;
         if (!agent || a.running / a.spec.concurrency < agent.running / agent.spec.concurrency) agent = a;
       }
+      const breach = this.ledger.check(this.budgetSubject(l, agent!), {
+        usd: l.task.costUsd,
+        tokens: l.task.tokens,
+      });
+      if (breach) {
+        void this.failBudget(l, breach);
+        continue;
+      }
       this.startAttempt(l, agent!);
+    }
+  }
+
+  /** Whether an agent can start an attempt now (not in error, an idle instance, room in its runtime's cap). */
+  private canTake(a: AgentSlot): boolean {
+    if (a.error !== null || a.free.length === 0) return false;
+    const cap = this.runtimeCaps[a.spec.runtime];
+    return cap === undefined || (this.runtimeRunning.get(a.spec.runtime) ?? 0) < cap;
+  }
+
+  private budgetSubject(l: Live, agent: AgentSlot): BudgetSubject {
+    return {
+      taskId: l.task.id,
+      agent: agent.spec.name,
+      workflowId: l.task.workflowId,
+      task: l.task.budget,
+      agentBudget: agent.spec.budget,
+      workflowBudget: l.wf?.budget,
+    };
+  }
+
+  /** A queued task whose budget (or its agent's, workflow's or home's) is spent: it fails without running. */
+  private async failBudget(l: Live, breach: BudgetBreach): Promise<void> {
+    const reason = breachReason(breach);
+    if (
+      await this.transition(l, 'failed', {
+        actor: 'engine',
+        set: { reason, endedAt: Date.now() },
+        data: { reason, budget_scope: breach.scope },
+      })
+    ) {
+      await this.ended(l);
     }
   }
 
@@ -793,9 +880,12 @@ export class Engine {
       instance,
       startedAt: now,
       logEvents: 0,
+      usd: 0,
+      usage: noUsage(),
     };
     this.permitsFree--;
     agent.running++;
+    this.runtimeRunning.set(agent.spec.runtime, (this.runtimeRunning.get(agent.spec.runtime) ?? 0) + 1);
     this.setInstance(agent, instance, 'busy');
     l.run = run;
     this.running.add(run);
@@ -805,6 +895,9 @@ export class Engine {
   private async runAttempt(l: Live, run: RunningAttempt): Promise<void> {
     const t = l.task;
     const agent = run.agent;
+    // a native session is resumed only by the agent that made it
+    const resumeSessionId =
+      t.sessionId !== null && t.assignedAgent === agent.spec.name ? t.sessionId : undefined;
     // The attempt is recorded in the same tick as the process starts, not before: a crash in between
     // leaves the task queued, and recovery ends the process by the SMITH_HOME marker it carries.
     const recorded = this.transition(l, 'running', {
@@ -837,6 +930,10 @@ export class Engine {
             signal: null,
             output: null,
             error: null,
+            sessionId: null,
+            costUsd: 0,
+            tokens: 0,
+            usage: null,
           },
         },
       ],
@@ -884,6 +981,8 @@ export class Engine {
         },
         timeoutMs: t.timeoutMs ?? agent.spec.timeoutMs ?? null,
         onEvent: (e) => this.onRuntimeEvent(l, run, e),
+        ...(resumeSessionId !== undefined ? { resumeSessionId } : {}),
+        ...this.budgetForAttempt(l, agent),
       });
       run.handle = handle;
       // a cancel may have arrived while the attempt was being recorded
@@ -904,6 +1003,42 @@ export class Engine {
       outcome = await handle.done;
     }
     await this.onOutcome(l, run, outcome);
+  }
+
+  private budgetForAttempt(l: Live, agent: AgentSlot): { budget?: Budget } {
+    const left = this.ledger.remaining(this.budgetSubject(l, agent), {
+      usd: l.task.costUsd,
+      tokens: l.task.tokens,
+    });
+    return left.usd === undefined && left.tokens === undefined ? {} : { budget: left };
+  }
+
+  /** A `session` event: the native session id goes on the attempt and (if still current) the task. */
+  private onSession(l: Live, run: RunningAttempt, id: string): void {
+    run.sessionId = id;
+    const ops: Op[] = [{ op: 'updateAttempt', id: run.id, set: { sessionId: id } }];
+    if (run.epoch === l.task.epoch) {
+      l.task.sessionId = id;
+      ops.push({ op: 'updateTask', id: l.task.id, set: { sessionId: id } });
+    }
+    this.commit(ops).catch((err) => this.fatal(err));
+  }
+
+  /** A `usage` event: add it to the attempt and the ledger, and stop the task when a cap is reached. */
+  private onUsage(l: Live, run: RunningAttempt, e: Extract<RuntimeEvent, { type: 'usage' }>): void {
+    const usd = e.costUsd ?? priceUsage(e.tokens, e.model, this.prices) ?? 0;
+    const tokens = totalTokens(e.tokens);
+    run.usd += usd;
+    addUsage(run.usage, e.tokens);
+    this.ledger.add(run.agent.spec.name, l.task.workflowId, usd, tokens);
+    if (run.stop) return;
+    const spent = { usd: l.task.costUsd + run.usd, tokens: l.task.tokens + totalTokens(run.usage) };
+    const breach = this.ledger.check(this.budgetSubject(l, run.agent), spent);
+    if (breach) {
+      const reason = breachReason(breach);
+      run.stop = { kind: 'budget', reason };
+      run.handle?.cancel(reason);
+    }
   }
 
   private unrecorded(l: Live, run: RunningAttempt): void {
@@ -959,7 +1094,17 @@ export class Engine {
         data = e.data;
         break;
       case 'session':
-      case 'usage':
+        this.onSession(l, run, e.id);
+        type = 'session';
+        data = { id: e.id };
+        break;
+      case 'usage': {
+        this.onUsage(l, run, e);
+        const { type: kind, ...rest } = e;
+        type = kind;
+        data = rest as unknown as Json;
+        break;
+      }
       case 'text':
       case 'tool_use':
       case 'tool_result':
@@ -979,6 +1124,8 @@ export class Engine {
     if (!this.running.delete(run)) return;
     this.permitsFree++;
     run.agent.running--;
+    const kind = run.agent.spec.runtime;
+    this.runtimeRunning.set(kind, Math.max(0, (this.runtimeRunning.get(kind) ?? 1) - 1));
     const state = run.agent.instances[run.instance];
     if ((state === 'busy' || state === 'paused') && run.agent.error === null) {
       run.agent.free.push(run.instance);
@@ -993,21 +1140,44 @@ export class Engine {
     this.release(run);
     const t = l.task;
     const now = Date.now();
+    // the attempt's spend: the runtime's own totals when it has them, else the sum of its usage events
+    const usage = o.tokens ?? run.usage;
+    const usd = o.costUsd ?? run.usd;
+    const tokens = totalTokens(usage);
+    this.ledger.add(run.agent.spec.name, t.workflowId, usd - run.usd, tokens - totalTokens(run.usage));
+    const sessionId = o.sessionId ?? run.sessionId ?? null;
     const attemptSet = {
       endedAt: now,
       exitCode: o.exitCode,
       signal: o.signal,
       output: o.output,
       error: o.error ?? null,
+      costUsd: usd,
+      tokens,
+      usage: tokens > 0 ? usage : null,
+      ...(sessionId !== null ? { sessionId } : {}),
     };
+    // the task's spend covers every attempt, whatever became of the task
+    t.costUsd += usd;
+    t.tokens += tokens;
+    const spendSet: Partial<Task> = { costUsd: t.costUsd, tokens: t.tokens };
+    if (sessionId !== null && run.epoch === t.epoch) {
+      t.sessionId = sessionId;
+      spendSet.sessionId = sessionId;
+    }
+    const spendData: Record<string, Json> =
+      usd > 0 || tokens > 0 ? { cost_usd: usd, tokens, task_cost_usd: t.costUsd, task_tokens: t.tokens } : {};
     if (l.run === run) l.run = undefined;
     const current = run.epoch === t.epoch && (t.state === 'running' || t.state === 'paused');
     if (!current || run.stop?.kind === 'canceled') {
-      // the task moved on (canceled, or a newer epoch): record the attempt, never the task
+      // the task moved on (canceled, or a newer epoch): record the attempt and the spend, never the state
       const state = run.stop?.kind === 'canceled' ? 'canceled' : 'stale';
-      await this.commit([
+      const ops: Op[] = [
         { op: 'updateAttempt', id: run.id, expect: { state: ['running'] }, set: { ...attemptSet, state } },
-      ]);
+      ];
+      if (usd > 0 || tokens > 0)
+        ops.push({ op: 'updateTask', id: t.id, set: { costUsd: t.costUsd, tokens: t.tokens } });
+      await this.commit(ops);
       return;
     }
     // no guard of its own: it rides with the task update, whose epoch guard already fences a stale attempt
@@ -1021,8 +1191,8 @@ export class Engine {
       await this.transition(l, 'queued', {
         actor: 'engine',
         expectEpoch: run.epoch,
-        set: { maxAttempts: t.maxAttempts + 1, availableAt: now },
-        data: { reason: 'shutdown', attempt: run.number },
+        set: { maxAttempts: t.maxAttempts + 1, availableAt: now, ...spendSet },
+        data: { reason: 'shutdown', attempt: run.number, ...spendData },
         attemptId: run.id,
         extra: [attemptOp('canceled')],
       });
@@ -1044,12 +1214,13 @@ export class Engine {
       const ok = await this.transition(l, 'completed', {
         actor: 'engine',
         expectEpoch: run.epoch,
-        set: { output: o.output, exitCode: o.exitCode, reason: null, endedAt: now },
+        set: { output: o.output, exitCode: o.exitCode, reason: null, endedAt: now, ...spendSet },
         data: {
           attempt: run.number,
           agent: run.agent.spec.name,
           exit_code: o.exitCode,
           duration_ms: duration,
+          ...spendData,
         },
         attemptId: run.id,
         extra: [attemptOp('succeeded')],
@@ -1058,15 +1229,33 @@ export class Engine {
       else await stale();
       return;
     }
-    const reason = o.error ?? o.status;
-    const status = o.status === 'timed_out' ? 'timed_out' : o.status === 'canceled' ? 'canceled' : 'failed';
-    if (t.attempts < t.maxAttempts && t.state === 'running') {
+    const overBudget = run.stop?.kind === 'budget' || o.reason === 'budget_exceeded';
+    let reason = run.stop?.kind === 'budget' ? run.stop.reason : (o.error ?? o.status);
+    if (o.reason === 'budget_exceeded' && !reason.startsWith('budget_exceeded'))
+      reason = `budget_exceeded: ${reason}`;
+    const codeData: Record<string, Json> = o.reason !== undefined ? { reason_code: o.reason } : {};
+    const status =
+      o.status === 'timed_out'
+        ? 'timed_out'
+        : o.status === 'canceled' && run.stop?.kind !== 'budget'
+          ? 'canceled'
+          : 'failed';
+    // retrying cannot help a spent budget, a missing CLI or refused credentials
+    const retryable = !overBudget && o.retryable !== false;
+    if (retryable && t.attempts < t.maxAttempts && t.state === 'running') {
       const delay = Math.round(backoffDelay(t.attempts, this.backoff));
       const ok = await this.transition(l, 'queued', {
         actor: 'engine',
         expectEpoch: run.epoch,
-        set: { availableAt: now + delay, reason, exitCode: o.exitCode },
-        data: { attempt: run.number, reason, retry_in_ms: delay, exit_code: o.exitCode },
+        set: { availableAt: now + delay, reason, exitCode: o.exitCode, ...spendSet },
+        data: {
+          attempt: run.number,
+          reason,
+          retry_in_ms: delay,
+          exit_code: o.exitCode,
+          ...codeData,
+          ...spendData,
+        },
         attemptId: run.id,
         extra: [attemptOp(status)],
       });
@@ -1077,13 +1266,15 @@ export class Engine {
     const ok = await this.transition(l, 'failed', {
       actor: 'engine',
       expectEpoch: run.epoch,
-      set: { output: o.output || null, exitCode: o.exitCode, reason, endedAt: now },
+      set: { output: o.output || null, exitCode: o.exitCode, reason, endedAt: now, ...spendSet },
       data: {
         attempt: run.number,
         agent: run.agent.spec.name,
         reason,
         exit_code: o.exitCode,
         duration_ms: duration,
+        ...codeData,
+        ...spendData,
       },
       attemptId: run.id,
       extra: [attemptOp(status)],

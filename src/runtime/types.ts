@@ -2,7 +2,9 @@
  * The AgentRuntime seam: how an attempt of a task is run on an agent. One adapter per runtime
  * kind (`process`, `function`, later `claude-code`, `http`, `llm`, `tmux`, …).
  */
-import type { AgentSpec, Json } from '../core/types.js';
+import type { AgentSpec, Json, TokenUsage } from '../core/types.js';
+
+export type { TokenUsage } from '../core/types.js';
 
 /** The task JSON an agent receives (on stdin for `process`). */
 export interface TaskInput {
@@ -14,18 +16,6 @@ export interface TaskInput {
   attempt: number;
   /** Outputs (and end states) of the tasks this one needs, by key. */
   needs: Record<string, { id: string; output: string | null; state?: string }>;
-}
-
-/**
- * Tokens used by a model, as the provider counts them. All fields are token counts (integers >= 0).
- * `input` excludes cached input read (`cacheRead`) and written (`cacheWrite`) where the provider
- * reports them apart (Anthropic); providers that do not report a field leave it 0.
- */
-export interface TokenUsage {
-  input: number;
-  output: number;
-  cacheRead: number;
-  cacheWrite: number;
 }
 
 /** An event an attempt reports while it runs. */

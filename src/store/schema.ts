@@ -41,6 +41,10 @@ export interface TasksTable {
   output: string | null;
   exit_code: number | null;
   reason: string | null;
+  budget: string | null;
+  cost_usd: number;
+  tokens: number;
+  session_id: string | null;
   created_at: number;
   updated_at: number;
   started_at: number | null;
@@ -64,6 +68,10 @@ export interface AttemptsTable {
   signal: string | null;
   output: string | null;
   error: string | null;
+  session_id: string | null;
+  cost_usd: number;
+  tokens: number;
+  usage: string | null;
 }
 
 /** The `task_events` table. */

@@ -76,6 +76,19 @@ export interface CommitResult {
   audit: { seq: number; hash: string }[];
 }
 
+/** Spend in USD and tokens. */
+export interface Spend {
+  usd: number;
+  tokens: number;
+}
+
+/** See {@link Store.spendTotals}. */
+export interface SpendTotals {
+  total: Spend;
+  byAgent: Record<string, Spend>;
+  byWorkflow: Record<string, Spend>;
+}
+
 /** Filters for {@link Store.listTasks}. */
 export interface TaskFilter {
   state?: TaskState[];
@@ -123,6 +136,11 @@ export interface Store {
   listTasks(filter?: TaskFilter): Promise<Task[]>;
   /** How many tasks of a workflow are in each state. */
   countTasks(workflowId: string): Promise<Partial<Record<TaskState, number>>>;
+  /**
+   * Recorded spend (ended attempts' USD and tokens), in total and by agent and by workflow: what
+   * budgets of agents, workflows and the home are checked against.
+   */
+  spendTotals(): Promise<SpendTotals>;
   getAttempts(taskId: string): Promise<Attempt[]>;
   /** Attempts in these states (recovery). */
   listAttempts(states: AttemptState[]): Promise<(Attempt & { owner: string })[]>;

@@ -24,6 +24,10 @@ export type FunctionAgent = (
     report: (event: RuntimeEvent) => void;
     workdir: string;
     env: Record<string, string>;
+    /** The native session an earlier attempt of this task reported, to continue. */
+    resumeSessionId?: string;
+    /** What is left of the task's budget, when it has one. */
+    budget?: { usd?: number; tokens?: number };
   },
 ) => FunctionAgentResult | Promise<FunctionAgentResult>;
 
@@ -84,6 +88,8 @@ export class FunctionRuntime implements AgentRuntime {
           get env() {
             return ctx.env;
           },
+          ...(ctx.resumeSessionId !== undefined ? { resumeSessionId: ctx.resumeSessionId } : {}),
+          ...(ctx.budget !== undefined ? { budget: ctx.budget } : {}),
         });
         if (status) return { ...base, status, output: '', error: reason };
         const output = typeof r === 'string' ? r : r && typeof r === 'object' ? r.output : '';

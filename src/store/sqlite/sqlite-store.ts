@@ -21,11 +21,13 @@ import type {
   AgentSpec,
   Attempt,
   AuditRecord,
+  Budget,
   Json,
   Task,
   TaskEvent,
   TaskEventType,
   TaskTrigger,
+  TokenUsage,
   Workflow,
 } from '../../core/types.js';
 import { MIGRATIONS } from '../migrations/index.js';
@@ -36,6 +38,7 @@ import type {
   Op,
   Request,
   RequestAction,
+  SpendTotals,
   Store,
   StoreOptions,
   TaskFilter,
@@ -91,7 +94,7 @@ function fieldSet(
     bit: 1 << i,
   }));
   // the mask and the table id share one small integer key (see SqliteStore.update)
-  if (list.length > 25) throw new Error(`too many ${what} fields for a bit mask`);
+  if (list.length > 31) throw new Error(`too many ${what} fields for a bit mask`);
   return { id, table, what, list, byName: new Map(list.map((f) => [f.name, f])) };
 }
 
@@ -121,23 +124,37 @@ const TASK_FIELDS = fieldSet(
     output: 'output',
     exitCode: 'exit_code',
     reason: 'reason',
+    budget: 'budget',
+    costUsd: 'cost_usd',
+    tokens: 'tokens',
+    sessionId: 'session_id',
     updatedAt: 'updated_at',
     startedAt: 'started_at',
     endedAt: 'ended_at',
   },
-  ['capabilities', 'needs', 'env'],
+  ['capabilities', 'needs', 'env', 'budget'],
 );
 
-const ATTEMPT_FIELDS = fieldSet(1, 'attempts', 'attempt', {
-  instance: 'instance',
-  state: 'state',
-  pid: 'pid',
-  endedAt: 'ended_at',
-  exitCode: 'exit_code',
-  signal: 'signal',
-  output: 'output',
-  error: 'error',
-});
+const ATTEMPT_FIELDS = fieldSet(
+  1,
+  'attempts',
+  'attempt',
+  {
+    instance: 'instance',
+    state: 'state',
+    pid: 'pid',
+    endedAt: 'ended_at',
+    exitCode: 'exit_code',
+    signal: 'signal',
+    output: 'output',
+    error: 'error',
+    sessionId: 'session_id',
+    costUsd: 'cost_usd',
+    tokens: 'tokens',
+    usage: 'usage',
+  },
+  ['usage'],
+);
 
 const WORKFLOW_FIELDS = fieldSet(2, 'workflows', 'workflow', {
   name: 'name',
@@ -172,6 +189,10 @@ const TASK_ROW_COLS = [
   'output',
   'exit_code',
   'reason',
+  'budget',
+  'cost_usd',
+  'tokens',
+  'session_id',
   'created_at',
   'updated_at',
   'started_at',
@@ -194,6 +215,10 @@ const ATTEMPT_ROW_COLS = [
   'signal',
   'output',
   'error',
+  'session_id',
+  'cost_usd',
+  'tokens',
+  'usage',
 ] as const;
 
 const EVENT_ROW_COLS = ['task_id', 'attempt_id', 'time', 'type', 'data'] as const;
@@ -225,6 +250,10 @@ function pushTask(out: unknown[], t: Task): void {
     sqliteValue(t.output),
     sqliteValue(t.exitCode),
     sqliteValue(t.reason),
+    sqliteValue(t.budget ? JSON.stringify(t.budget) : null),
+    sqliteValue(t.costUsd ?? 0),
+    sqliteValue(t.tokens ?? 0),
+    sqliteValue(t.sessionId ?? null),
     sqliteValue(t.createdAt),
     sqliteValue(t.updatedAt),
     sqliteValue(t.startedAt),
@@ -250,6 +279,10 @@ function pushAttempt(out: unknown[], a: Attempt, owner: string): void {
     sqliteValue(a.signal),
     sqliteValue(a.output),
     sqliteValue(a.error),
+    sqliteValue(a.sessionId ?? null),
+    sqliteValue(a.costUsd ?? 0),
+    sqliteValue(a.tokens ?? 0),
+    sqliteValue(a.usage ? JSON.stringify(a.usage) : null),
   );
 }
 
@@ -276,6 +309,10 @@ function rowToTask(r: Row): Task {
     output: (r.output as string | null) ?? null,
     exitCode: r.exit_code == null ? null : Number(r.exit_code),
     reason: (r.reason as string | null) ?? null,
+    budget: r.budget == null ? null : (JSON.parse(r.budget as string) as Budget),
+    costUsd: Number(r.cost_usd ?? 0),
+    tokens: Number(r.tokens ?? 0),
+    sessionId: (r.session_id as string | null) ?? null,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
     startedAt: r.started_at == null ? null : Number(r.started_at),
@@ -300,6 +337,10 @@ function rowToAttempt(r: Row): Attempt & { owner: string } {
     signal: (r.signal as string | null) ?? null,
     output: (r.output as string | null) ?? null,
     error: (r.error as string | null) ?? null,
+    sessionId: (r.session_id as string | null) ?? null,
+    costUsd: Number(r.cost_usd ?? 0),
+    tokens: Number(r.tokens ?? 0),
+    usage: r.usage == null ? null : (JSON.parse(r.usage as string) as TokenUsage),
   };
 }
 
@@ -534,7 +575,7 @@ export class SqliteStore implements Store {
     if (epoch !== undefined) params.push(sqliteValue(epoch));
     // fast path: shapes by number (no string key, no closure); the first use goes through Kysely
     const guards = (state === undefined ? 0 : state.length + 1) * 2 + (epoch === undefined ? 0 : 1);
-    const byMask = fields.id * 0x2000000 + mask;
+    const byMask = fields.id * 0x80000000 + mask;
     let shapes = this.updateStmts.get(byMask);
     let stmt = shapes?.[guards];
     if (stmt === undefined) {
@@ -1037,6 +1078,43 @@ export class SqliteStore implements Store {
     );
     const out: Partial<Record<TaskState, number>> = {};
     for (const r of rows) out[r.state as TaskState] = Number(r.n);
+    return Promise.resolve(out);
+  }
+
+  spendTotals(): Promise<SpendTotals> {
+    const byAgentRows = this.all('spendByAgent', [], () =>
+      this.kysely
+        .selectFrom('attempts')
+        .select([
+          'agent',
+          (eb) => eb.fn.sum<number>('cost_usd').as('usd'),
+          (eb) => eb.fn.sum<number>('tokens').as('tokens'),
+        ])
+        .groupBy('agent'),
+    );
+    const byWfRows = this.all('spendByWorkflow', [], () =>
+      this.kysely
+        .selectFrom('tasks')
+        .select([
+          'workflow_id',
+          (eb) => eb.fn.sum<number>('cost_usd').as('usd'),
+          (eb) => eb.fn.sum<number>('tokens').as('tokens'),
+        ])
+        .where('workflow_id', 'is not', null)
+        .groupBy('workflow_id'),
+    );
+    const out: SpendTotals = { total: { usd: 0, tokens: 0 }, byAgent: {}, byWorkflow: {} };
+    for (const r of byAgentRows) {
+      const spend = { usd: Number(r.usd ?? 0), tokens: Number(r.tokens ?? 0) };
+      if (spend.usd > 0 || spend.tokens > 0) out.byAgent[r.agent as string] = spend;
+    }
+    for (const r of byWfRows) {
+      const spend = { usd: Number(r.usd ?? 0), tokens: Number(r.tokens ?? 0) };
+      if (spend.usd === 0 && spend.tokens === 0) continue;
+      out.byWorkflow[r.workflow_id as string] = spend;
+      out.total.usd += spend.usd;
+      out.total.tokens += spend.tokens;
+    }
     return Promise.resolve(out);
   }
 
