@@ -83,3 +83,20 @@ export function taskDuration(t: Task): number | null {
   if (t.startedAt === null) return null;
   return (t.endedAt ?? Date.now()) - t.startedAt;
 }
+
+/**
+ * Spend for tables: `$0.0123 · 15.2k tok`, `-` when nothing was spent.
+ *
+ * @param usd - US dollars
+ * @param tokens - tokens
+ */
+export function formatSpend(usd: number, tokens: number): string {
+  if (usd <= 0 && tokens <= 0) return '-';
+  const tok =
+    tokens >= 1_000_000
+      ? `${(tokens / 1e6).toFixed(1)}M`
+      : tokens >= 1000
+        ? `${(tokens / 1000).toFixed(1)}k`
+        : String(tokens);
+  return usd > 0 ? `$${usd.toFixed(4)} · ${tok} tok` : `${tok} tok`;
+}

@@ -967,6 +967,7 @@ export class Engine {
           SMITH_OWNER: this.owner,
         };
         if (t.workflowId) e.SMITH_WORKFLOW_ID = t.workflowId;
+        if (resumeSessionId !== undefined) e.SMITH_RESUME_SESSION = resumeSessionId;
         return e;
       };
       const handle = agent.runtime.start({

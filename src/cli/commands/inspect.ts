@@ -9,7 +9,16 @@ import { openHomeStore, ownerIsAlive } from '../../engine/home.js';
 import { verifyAuditChain } from '../../provenance/verify.js';
 import type { Store } from '../../store/store.js';
 import { EXIT, type Context } from '../context.js';
-import { firstLine, formatDuration, paint, stateColor, table, taskDuration, useColor } from '../output.js';
+import {
+  firstLine,
+  formatDuration,
+  formatSpend,
+  paint,
+  stateColor,
+  table,
+  taskDuration,
+  useColor,
+} from '../output.js';
 
 async function withStore<T>(ctx: Context, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = await openHomeStore(ctx.home, { readonly: true });
@@ -39,6 +48,16 @@ export async function findOneTask(store: Store, idOrKey: string): Promise<Task> 
   return found.find((t) => t.id === idOrKey) ?? found[0]!;
 }
 
+/** One line for a usage event: `claude-sonnet-4-5 1200 in, 300 out, 5000 cache read, $0.0123`. */
+function usageText(d: Record<string, unknown>): string {
+  const t = (d.tokens ?? {}) as Record<string, number>;
+  const parts = [`${t.input ?? 0} in`, `${t.output ?? 0} out`];
+  if (t.cacheRead) parts.push(`${t.cacheRead} cache read`);
+  if (t.cacheWrite) parts.push(`${t.cacheWrite} cache write`);
+  if (typeof d.costUsd === 'number') parts.push(`$${d.costUsd.toFixed(4)}`);
+  return `${typeof d.model === 'string' ? `${d.model} ` : ''}${parts.join(', ')}`;
+}
+
 /** JSON shape of a task in `smith tasks --json`. */
 function taskJson(t: Task): Record<string, unknown> {
   return {
@@ -51,6 +70,10 @@ function taskJson(t: Task): Record<string, unknown> {
     priority: t.priority,
     exit_code: t.exitCode,
     reason: t.reason,
+    cost_usd: t.costUsd,
+    tokens: t.tokens,
+    session_id: t.sessionId,
+    budget: t.budget,
     created_at: new Date(t.createdAt).toISOString(),
     started_at: t.startedAt === null ? null : new Date(t.startedAt).toISOString(),
     ended_at: t.endedAt === null ? null : new Date(t.endedAt).toISOString(),
@@ -92,7 +115,10 @@ export async function tasksCommand(
       return EXIT.ok;
     }
     const color = useColor(process.stdout);
-    const rows = [['ID', 'KEY', 'STATE', 'AGENT', 'ATTEMPTS', 'TIME', 'OUTPUT / REASON']];
+    const spent = tasks.some((t) => t.costUsd > 0 || t.tokens > 0);
+    const rows = [
+      ['ID', 'KEY', 'STATE', 'AGENT', 'ATTEMPTS', 'TIME', ...(spent ? ['SPEND'] : []), 'OUTPUT / REASON'],
+    ];
     for (const t of tasks) {
       rows.push([
         t.id,
@@ -101,6 +127,7 @@ export async function tasksCommand(
         t.assignedAgent ?? t.agent ?? '-',
         String(t.attempts),
         formatDuration(taskDuration(t)),
+        ...(spent ? [formatSpend(t.costUsd, t.tokens)] : []),
         firstLine(t.state === 'completed' ? t.output : (t.reason ?? t.output), 50),
       ]);
     }
@@ -137,6 +164,10 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
             exit_code: a.exitCode,
             signal: a.signal,
             error: a.error,
+            cost_usd: a.costUsd,
+            tokens: a.tokens,
+            usage: a.usage,
+            session_id: a.sessionId,
             started_at: new Date(a.startedAt).toISOString(),
             ended_at: a.endedAt === null ? null : new Date(a.endedAt).toISOString(),
             duration_ms: a.endedAt === null ? null : a.endedAt - a.startedAt,
@@ -163,10 +194,20 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
     out.push(`  workdir    ${t.workdir}`);
     out.push(`  created    ${new Date(t.createdAt).toISOString()}    ran ${formatDuration(taskDuration(t))}`);
     if (t.reason) out.push(`  reason     ${t.reason}`);
+    if (t.costUsd > 0 || t.tokens > 0 || t.budget) {
+      const cap = t.budget
+        ? `    budget ${[t.budget.usd !== undefined ? `$${t.budget.usd}` : '', t.budget.tokens !== undefined ? `${t.budget.tokens} tokens` : ''].filter(Boolean).join(', ')}`
+        : '';
+      out.push(`  spend      ${formatSpend(t.costUsd, t.tokens)}${cap}`);
+    }
+    if (t.sessionId) out.push(`  session    ${t.sessionId}`);
     out.push(`  prompt     ${firstLine(t.prompt, 100)}`);
     out.push('');
     out.push('attempts:');
-    const rows = [['#', 'STATE', 'AGENT', 'PID', 'EXIT', 'TIME', 'ERROR']];
+    const attemptSpend = attempts.some((a) => a.costUsd > 0 || a.tokens > 0);
+    const rows = [
+      ['#', 'STATE', 'AGENT', 'PID', 'EXIT', 'TIME', ...(attemptSpend ? ['SPEND'] : []), 'ERROR'],
+    ];
     for (const a of attempts) {
       rows.push([
         String(a.number),
@@ -175,6 +216,7 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
         a.pid === null ? '-' : String(a.pid),
         a.exitCode === null ? (a.signal ?? '-') : String(a.exitCode),
         formatDuration(a.endedAt === null ? Date.now() - a.startedAt : a.endedAt - a.startedAt),
+        ...(attemptSpend ? [formatSpend(a.costUsd, a.tokens)] : []),
         firstLine(a.error, 60),
       ]);
     }
@@ -190,7 +232,17 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
             ? `${d.pct === null ? '' : `${String(d.pct)}% `}${String(d.message ?? '')}`
             : e.type === 'log'
               ? `[${String(d.stream)}] ${String(d.line)}`
-              : JSON.stringify(d);
+              : e.type === 'text'
+                ? String(d.text)
+                : e.type === 'tool_use'
+                  ? `${String(d.name)} ${JSON.stringify(d.input ?? {})}`
+                  : e.type === 'tool_result'
+                    ? `${d.isError ? 'error: ' : ''}${String(d.output ?? '')}`
+                    : e.type === 'file_change'
+                      ? `${String(d.kind)} ${String(d.path)}`
+                      : e.type === 'usage'
+                        ? usageText(d)
+                        : JSON.stringify(d);
       out.push(
         `  ${new Date(e.time).toISOString().slice(11, 23)}  ${e.type.padEnd(8)} ${firstLine(text, 100)}`,
       );

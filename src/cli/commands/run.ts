@@ -8,7 +8,7 @@ import { isSmithError, SmithError } from '../../core/errors.js';
 import { parseDuration } from '../../core/schema/index.js';
 import type { AgentSpec, Workflow, WorkflowSpec } from '../../core/types.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
-import { Engine, workflowRecords } from '../../engine/engine.js';
+import { Engine, workflowRecords, type EngineOptions } from '../../engine/engine.js';
 import { openHomeStore, ownerIsAlive, Ownership, startEngineServices } from '../../engine/home.js';
 import { loadWorkflow } from '../../engine/loader/index.js';
 import { verifyAuditChain } from '../../provenance/verify.js';
@@ -16,7 +16,16 @@ import { FunctionRuntime } from '../../runtime/function/function-runtime.js';
 import { ProcessRuntime } from '../../runtime/process/index.js';
 import type { Store } from '../../store/store.js';
 import { EXIT, type Context } from '../context.js';
-import { firstLine, formatDuration, paint, stateColor, table, taskDuration, useColor } from '../output.js';
+import {
+  firstLine,
+  formatDuration,
+  formatSpend,
+  paint,
+  stateColor,
+  table,
+  taskDuration,
+  useColor,
+} from '../output.js';
 import { ProgressView } from '../progress.js';
 
 /** The JSON summary `smith run --json` and `smith resume --json` end with. */
@@ -32,7 +41,15 @@ export interface RunSummary {
     agent: string | null;
     reason: string | null;
     duration_ms: number | null;
+    /** USD spent by the task's attempts. */
+    cost_usd: number;
+    /** Tokens used by the task's attempts. */
+    tokens: number;
+    /** The agent's native session id, when its runtime has one. */
+    session_id: string | null;
   }[];
+  /** Totals over the workflow's tasks. */
+  spend: { cost_usd: number; tokens: number };
 }
 
 /** Options of `smith run`. */
@@ -80,6 +97,7 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
     home: ctx.home,
     owner: ownership.owner,
     concurrency: concurrency ?? ctx.config.engine.concurrency,
+    ...engineLimits(ctx),
   });
   late.engine = engine;
   const services = await startEngineServices(store, ownership, engine, (err) => {
@@ -87,6 +105,18 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
     void engine.close({ force: true });
   });
   return { store, engine, ownership, stopServices: () => services.stop(), interrupted: false };
+}
+
+/** Budget, prices and per-runtime caps from `smith.yaml`, as engine options. */
+export function engineLimits(ctx: Context): Pick<EngineOptions, 'budget' | 'prices' | 'runtimeConcurrency'> {
+  const caps: Record<string, number> = {};
+  for (const [kind, r] of Object.entries(ctx.config.runtimes))
+    if (r.concurrency !== undefined) caps[kind] = r.concurrency;
+  return {
+    ...(ctx.config.budget !== undefined ? { budget: ctx.config.budget } : {}),
+    prices: ctx.config.prices,
+    runtimeConcurrency: caps,
+  };
 }
 
 async function closeSession(s: Session): Promise<void> {
@@ -141,7 +171,14 @@ export async function summarize(store: Store, wf: Workflow): Promise<RunSummary>
       agent: t.assignedAgent,
       reason: t.reason,
       duration_ms: taskDuration(t),
+      cost_usd: t.costUsd,
+      tokens: t.tokens,
+      session_id: t.sessionId,
     })),
+    spend: {
+      cost_usd: tasks.reduce((n, t) => n + t.costUsd, 0),
+      tokens: tasks.reduce((n, t) => n + t.tokens, 0),
+    },
   };
 }
 
@@ -149,7 +186,10 @@ export async function summarize(store: Store, wf: Workflow): Promise<RunSummary>
 export function printSummary(summary: RunSummary): void {
   const color = useColor(process.stdout);
   const w = summary.workflow;
-  const rows = [['TASK', 'STATE', 'AGENT', 'ATTEMPTS', 'EXIT', 'TIME', 'OUTPUT / REASON']];
+  const spent = summary.spend.cost_usd > 0 || summary.spend.tokens > 0;
+  const rows = [
+    ['TASK', 'STATE', 'AGENT', 'ATTEMPTS', 'EXIT', 'TIME', ...(spent ? ['SPEND'] : []), 'OUTPUT / REASON'],
+  ];
   for (const t of summary.tasks) {
     const detail = t.state === 'completed' ? firstLine(t.output) : (t.reason ?? firstLine(t.output));
     rows.push([
@@ -159,11 +199,13 @@ export function printSummary(summary: RunSummary): void {
       String(t.attempts),
       t.exit_code === null ? '-' : String(t.exit_code),
       formatDuration(t.duration_ms),
+      ...(spent ? [formatSpend(t.cost_usd, t.tokens)] : []),
       firstLine(detail, 70),
     ]);
   }
   process.stdout.write(`\nworkflow ${w.name} (${w.id}): ${paint(color, stateColor(w.state), w.state)}\n`);
   process.stdout.write(table(rows) + '\n');
+  if (spent) process.stdout.write(`spend: ${formatSpend(summary.spend.cost_usd, summary.spend.tokens)}\n`);
 }
 
 /** Run one workflow to its end with live progress; returns its summary. */

@@ -3,6 +3,32 @@ import { describe, expect, it } from 'vitest';
 import { mayBeJsonObject, parseAgentLine, sanitizeLine } from './agent-line.js';
 
 describe('parseAgentLine', () => {
+  it('reads usage and session lines, and leaves malformed ones as text', () => {
+    expect(
+      parseAgentLine(
+        '{"type":"usage","tokens":{"input":10,"output":2,"cache_read":5},"cost_usd":0.01,"model":"m"}',
+      ),
+    ).toEqual({
+      kind: 'event',
+      event: {
+        type: 'usage',
+        tokens: { input: 10, output: 2, cacheRead: 5, cacheWrite: 0 },
+        costUsd: 0.01,
+        model: 'm',
+      },
+    });
+    expect(parseAgentLine('{"type":"session","id":"s-1"}')).toEqual({
+      kind: 'event',
+      event: { type: 'session', id: 's-1' },
+    });
+    expect(parseAgentLine('{"type":"usage","tokens":{"input":-1}}')).toEqual({ kind: 'text' });
+    expect(parseAgentLine('{"type":"usage","tokens":{"input":1},"cost_usd":"free"}')).toEqual({
+      kind: 'text',
+    });
+    expect(parseAgentLine('{"type":"usage"}')).toEqual({ kind: 'text' });
+    expect(parseAgentLine('{"type":"session","id":""}')).toEqual({ kind: 'text' });
+  });
+
   it('reads the five line types', () => {
     expect(parseAgentLine('{"type":"progress","pct":42.5,"message":"half"}')).toEqual({
       kind: 'event',

@@ -1,6 +1,6 @@
 /**
  * The `process` runtime's stdout protocol: each line is either one NDJSON event
- * (`progress`, `log`, `artifact`, `message`, `result`) or plain text.
+ * (`progress`, `log`, `artifact`, `message`, `result`, `usage`, `session`) or plain text.
  */
 import type { Json } from '../../core/types.js';
 import type { RuntimeEvent } from '../types.js';
@@ -44,7 +44,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * - `artifact`: `path` (non-empty string);
  * - `message`: `data` (any JSON); without `data`, the object minus its `type` is the data;
  * - `result`: `output` (a string, or any JSON, which is stringified; absent = `""`), optional
- *   `status: "failed"` with `error` (string) to report failure explicitly.
+ *   `status: "failed"` with `error` (string) to report failure explicitly;
+ * - `usage`: spend since the previous `usage` line: `tokens` (`{input, output, cache_read,
+ *   cache_write}`, each a whole number >= 0, missing ones 0), optional `cost_usd` (number >= 0) and
+ *   `model` (string). Budgets count it; without `cost_usd` the config's price table prices it;
+ * - `session`: `id` (non-empty string), the agent's own session id, handed back to the next
+ *   attempt of the task in its environment as `SMITH_RESUME_SESSION`.
  *
  * A line whose fields do not have these types is plain text.
  *
@@ -100,6 +105,28 @@ export function parseAgentLine(text: string): AgentLine {
         failed,
         error: failed ? (typeof error === 'string' && error !== '' ? error : 'agent reported failure') : null,
       };
+    }
+    case 'usage': {
+      const { tokens, cost_usd: cost, model } = value;
+      if (!isObject(tokens)) return TEXT;
+      const count = (v: unknown): number | null =>
+        v === undefined ? 0 : typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
+      const input = count(tokens.input);
+      const output = count(tokens.output);
+      const cacheRead = count(tokens.cache_read);
+      const cacheWrite = count(tokens.cache_write);
+      if (input === null || output === null || cacheRead === null || cacheWrite === null) return TEXT;
+      if (cost !== undefined && (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0)) return TEXT;
+      if (model !== undefined && typeof model !== 'string') return TEXT;
+      const event: RuntimeEvent = { type: 'usage', tokens: { input, output, cacheRead, cacheWrite } };
+      if (cost !== undefined) event.costUsd = cost;
+      if (model !== undefined) event.model = model;
+      return { kind: 'event', event };
+    }
+    case 'session': {
+      const { id } = value;
+      if (typeof id !== 'string' || id === '') return TEXT;
+      return { kind: 'event', event: { type: 'session', id } };
     }
     default:
       return TEXT;
