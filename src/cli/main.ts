@@ -3,7 +3,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { agentsCommand, auditVerifyCommand, taskCommand, tasksCommand } from './commands/inspect.js';
-import { controlCommand, initCommand } from './commands/control.js';
+import { controlCommand, guideCommand, initCommand } from './commands/control.js';
 import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
 import { context, readOnlyContext, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
 
@@ -133,6 +133,14 @@ export function buildProgram(exit: (code: number) => void): Command {
       .option('--json', 'JSON object')
       .action(act(async (g, id: string) => controlCommand(await context(g), verb, id)));
   }
+
+  program
+    .command('guide')
+    .description("guidance for a task's next attempt (appended to its input; audited)")
+    .argument('<id>', 'task id, id prefix, or key')
+    .argument('<text>', 'what the agent should do differently')
+    .option('--json', 'JSON object')
+    .action(act(async (g, id: string, text: string) => guideCommand(await context(g), id, text)));
 
   program
     .command('agents')

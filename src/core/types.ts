@@ -255,7 +255,9 @@ export type TaskEventType =
   | 'text'
   | 'tool_use'
   | 'tool_result'
-  | 'file_change';
+  | 'file_change'
+  | 'guidance'
+  | 'verdict';
 
 /** Something that happened to a task, in order (`seq` is global and increasing). */
 export interface TaskEvent {

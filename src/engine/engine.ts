@@ -1059,7 +1059,16 @@ export class Engine {
         needs[key] ? (needs[key].output ?? '') : m,
       );
     }
-    return { id: t.id, key: t.key, workflow_id: t.workflowId, prompt, attempt, needs };
+    const input: TaskInput = { id: t.id, key: t.key, workflow_id: t.workflowId, prompt, attempt, needs };
+    // `smith guide` may have written guidance from another process at any time: read it from the store
+    const guidance = await this.store.eventsOfType(t.id, 'guidance');
+    if (guidance.length > 0) {
+      input.guidance = guidance.map((e) => {
+        const d = e.data as { from?: string; text?: string };
+        return { from: d.from ?? 'unknown', text: d.text ?? '' };
+      });
+    }
+    return input;
   }
 
   private onRuntimeEvent(l: Live, run: RunningAttempt, e: RuntimeEvent): void {

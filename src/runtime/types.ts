@@ -16,6 +16,25 @@ export interface TaskInput {
   attempt: number;
   /** Outputs (and end states) of the tasks this one needs, by key. */
   needs: Record<string, { id: string; output: string | null; state?: string }>;
+  /**
+   * Guidance for this attempt, oldest first: what a person said with `smith guide`, and the
+   * council's reasons when it sent the result back (`revise`). Absent when there is none.
+   */
+  guidance?: { from: string; text: string }[];
+}
+
+/**
+ * The prompt for a model-backed agent: the task's prompt, then its guidance (if any) as a list the
+ * model reads as instructions for this attempt. Runtimes that run a command (`process`, `tmux`) do
+ * not use it: their prompt is a command line, and the guidance is in the task JSON.
+ *
+ * @param input - the task JSON of the attempt
+ * @returns the prompt text
+ */
+export function promptWithGuidance(input: TaskInput): string {
+  if (!input.guidance || input.guidance.length === 0) return input.prompt;
+  const lines = input.guidance.map((g) => `- (${g.from}) ${g.text}`);
+  return `${input.prompt}\n\nGuidance for this attempt (address every point):\n${lines.join('\n')}`;
 }
 
 /** An event an attempt reports while it runs. */

@@ -145,6 +145,8 @@ export interface Store {
   /** Attempts in these states (recovery). */
   listAttempts(states: AttemptState[]): Promise<(Attempt & { owner: string })[]>;
   getEvents(taskId: string, afterSeq?: number, limit?: number): Promise<TaskEvent[]>;
+  /** A task's events of one type, oldest first. */
+  eventsOfType(taskId: string, type: TaskEventType): Promise<TaskEvent[]>;
   getWorkflow(id: string): Promise<Workflow | undefined>;
   findWorkflows(idOrPrefix: string): Promise<Workflow[]>;
   listWorkflows(states?: WorkflowState[]): Promise<Workflow[]>;

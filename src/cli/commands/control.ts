@@ -12,6 +12,7 @@ import { canTransitionTask, isTerminalTaskState, TASK_STATES } from '../../core/
 import type { Task } from '../../core/types.js';
 import { Engine } from '../../engine/engine.js';
 import { openHomeStore, ownerIsAlive, Ownership, storeFile } from '../../engine/home.js';
+import { guideTask } from '../../engine/interventions.js';
 import { CONFIG_FILE_NAME, STARTER_CONFIG } from '../../engine/loader/index.js';
 import { FunctionRuntime } from '../../runtime/function/function-runtime.js';
 import { ProcessRuntime } from '../../runtime/process/index.js';
@@ -155,4 +156,27 @@ export async function initCommand(ctx: Context): Promise<number> {
     process.stdout.write('next: smith run WORKFLOW.yaml, or smith run --agent sh "echo hello"\n');
   }
   return EXIT.ok;
+}
+
+/** `smith guide ID "text"`: guidance for the task's next attempt (works with or without a running smith). */
+export async function guideCommand(ctx: Context, id: string, text: string): Promise<number> {
+  const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
+  try {
+    const task = await findOneTask(store, id);
+    await guideTask(store, task, text, actor());
+    if (ctx.json) {
+      process.stdout.write(
+        JSON.stringify({ id: task.id, key: task.key, state: task.state, guided: true }) + '\n',
+      );
+    } else {
+      const when =
+        task.state === 'running' || task.state === 'paused'
+          ? 'its next attempt (a retry or a revise round) will get it'
+          : 'its next attempt will get it';
+      process.stdout.write(`guidance recorded for task ${task.id} (${task.key}, ${task.state}); ${when}\n`);
+    }
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
 }

@@ -1134,6 +1134,27 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map(rowToAttempt));
   }
 
+  eventsOfType(taskId: string, type: TaskEventType): Promise<TaskEvent[]> {
+    const rows = this.all('eventsOfType', [sqliteValue(taskId), sqliteValue(type)], () =>
+      this.kysely
+        .selectFrom('task_events')
+        .selectAll()
+        .where('task_id', '=', taskId)
+        .where('type', '=', type)
+        .orderBy('seq'),
+    );
+    return Promise.resolve(
+      rows.map((r) => ({
+        seq: Number(r.seq),
+        taskId: r.task_id as string,
+        attemptId: (r.attempt_id as string | null) ?? null,
+        time: Number(r.time),
+        type: r.type as TaskEventType,
+        data: JSON.parse(r.data as string) as Json,
+      })),
+    );
+  }
+
   getEvents(taskId: string, afterSeq = 0, limit = 10_000): Promise<TaskEvent[]> {
     const params = [taskId, afterSeq, limit].map(sqliteValue);
     const rows = this.all('getEvents', params, () =>
