@@ -25,7 +25,16 @@ export {
 export type { SmithConfig } from './core/schema/index.js';
 export { openSqliteStore, SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { Store, Op, CommitResult, TaskFilter, Lease, StoreOptions } from './store/store.js';
-export { ProcessRuntime } from './runtime/process/index.js';
+export { ProcessRuntime, spawnAttempt } from './runtime/process/index.js';
+export type { SpawnPlan, StdoutProtocol, EndedBy } from './runtime/process/index.js';
+export { builtinRuntimes } from './runtime/builtin.js';
+export { HttpRuntime } from './runtime/http/index.js';
+export type { HttpRuntimeOptions } from './runtime/http/index.js';
+export { LlmRuntime, runModel, ModelCallError } from './runtime/llm/index.js';
+export type { ModelAnswer, ModelSpec, RunModelOptions } from './runtime/llm/index.js';
+export { ClaudeCodeRuntime } from './runtime/claude-code/index.js';
+export type { ClaudeCodeRuntimeOptions } from './runtime/claude-code/index.js';
+export { promptWithGuidance } from './runtime/types.js';
 export { FunctionRuntime } from './runtime/function/function-runtime.js';
 export type { FunctionAgent } from './runtime/function/function-runtime.js';
 export type {
@@ -35,6 +44,8 @@ export type {
   AttemptOutcome,
   RuntimeEvent,
   TaskInput,
+  FailureReason,
+  TokenUsage,
 } from './runtime/types.js';
 export { Supervisor } from './runtime/supervisor/index.js';
 export type {

@@ -105,7 +105,7 @@ export interface AttemptContext {
  * `provider` (the provider answered 5xx or an API error), `rate_limited`, `idle` (the watchdog ended
  * a CLI that went silent), `budget_exceeded`, `malformed` (the agent's output could not be
  * understood), `crashed` (non-zero exit or signal), `circuit_open` (the http runtime's breaker is
- * open), `bad_response`.
+ * open), `bad_response`, `max_turns` (a CLI stopped at its turn limit).
  */
 export type FailureReason =
   | 'not_installed'
@@ -117,7 +117,8 @@ export type FailureReason =
   | 'malformed'
   | 'crashed'
   | 'circuit_open'
-  | 'bad_response';
+  | 'bad_response'
+  | 'max_turns';
 
 /** How an attempt ended. */
 export interface AttemptOutcome {

@@ -14,8 +14,7 @@ import { Engine } from '../../engine/engine.js';
 import { openHomeStore, ownerIsAlive, Ownership, storeFile } from '../../engine/home.js';
 import { guideTask } from '../../engine/interventions.js';
 import { CONFIG_FILE_NAME, STARTER_CONFIG } from '../../engine/loader/index.js';
-import { FunctionRuntime } from '../../runtime/function/function-runtime.js';
-import { ProcessRuntime } from '../../runtime/process/index.js';
+import { builtinRuntimes } from '../../runtime/builtin.js';
 import type { RequestAction, Store } from '../../store/store.js';
 import { EXIT, type Context } from '../context.js';
 import { findOneTask } from './inspect.js';
@@ -108,7 +107,7 @@ export async function controlCommand(ctx: Context, verb: string, id: string): Pr
       const ownership = await Ownership.acquire(store, ctx.home, () => undefined);
       const engine = new Engine({
         store,
-        runtimes: [new ProcessRuntime(), new FunctionRuntime()],
+        runtimes: builtinRuntimes(),
         agents: [],
         home: ctx.home,
         owner: ownership.owner,

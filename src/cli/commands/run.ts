@@ -12,8 +12,7 @@ import { Engine, workflowRecords, type EngineOptions } from '../../engine/engine
 import { openHomeStore, ownerIsAlive, Ownership, startEngineServices } from '../../engine/home.js';
 import { loadWorkflow } from '../../engine/loader/index.js';
 import { verifyAuditChain } from '../../provenance/verify.js';
-import { FunctionRuntime } from '../../runtime/function/function-runtime.js';
-import { ProcessRuntime } from '../../runtime/process/index.js';
+import { builtinRuntimes } from '../../runtime/builtin.js';
 import type { Store } from '../../store/store.js';
 import { EXIT, type Context } from '../context.js';
 import {
@@ -92,7 +91,7 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
   }
   const engine = new Engine({
     store,
-    runtimes: [new ProcessRuntime(), new FunctionRuntime()],
+    runtimes: builtinRuntimes(),
     agents,
     home: ctx.home,
     owner: ownership.owner,

@@ -171,6 +171,11 @@ export interface SpawnPlan {
   lingerMs?: number;
   /** What the program is, for spawn error messages (`claude`; install hint included). */
   notFoundHint?: string;
+  /**
+   * Longest stdout line held whole, in bytes (a JSON protocol line carrying a big file edit or
+   * result). Default: the output limit clamped to 64 KiB .. 16 MiB (see `lineCapFor`).
+   */
+  maxLineBytes?: number;
 }
 
 /** Default ms a CLI may linger after its result line before its group is ended. */
@@ -283,7 +288,11 @@ class ProcessAttempt {
     const agent = ctx.agent;
     const limit = agent.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT_BYTES;
     this.graceMs = Math.min(MAX_TIMER_MS, Math.max(0, agent.killGraceMs ?? DEFAULT_KILL_GRACE_MS));
-    this.stdout = new OutputCapture({ limitBytes: limit, onLine: (line) => this.onStdoutLine(line) });
+    this.stdout = new OutputCapture({
+      limitBytes: limit,
+      onLine: (line) => this.onStdoutLine(line),
+      ...(plan?.maxLineBytes !== undefined ? { maxLineBytes: plan.maxLineBytes } : {}),
+    });
     this.stderr = new OutputCapture({ limitBytes: limit, onLine: (line) => this.onStderrLine(line) });
     this.stderrTail = new TailBuffer(limit);
     this.pid = this.spawn();
