@@ -103,3 +103,68 @@ describe('smith run with http and llm agents', () => {
     expect(chat.requests).toHaveLength(1);
   });
 });
+
+describe('smith run with a claude-code agent (the real CLI against a local Messages API)', () => {
+  it('the agent edits a file; smith records its session, cost and tool calls; a budget caps it', async () => {
+    const { FakeAnthropic } = await import('./fixtures/fake-anthropic.js');
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { join, resolve } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const fake = new FakeAnthropic({
+      turns: [
+        {
+          content: [
+            { type: 'text', text: 'Writing the note.' },
+            {
+              type: 'tool_use',
+              name: 'Write',
+              input: { file_path: join(box.dir, 'NOTE.md'), content: 'hi\n' },
+            },
+          ],
+        },
+        { content: [{ type: 'text', text: 'Wrote NOTE.md.' }] },
+      ],
+    });
+    const url = await fake.start();
+    try {
+      const claude = resolve(__dirname, '..', 'node_modules', '.bin', 'claude');
+      box.write(
+        'wf.yaml',
+        [
+          'name: coder',
+          'agents:',
+          '  claude:',
+          '    runtime: claude-code',
+          `    command: [${JSON.stringify(claude)}]`,
+          '    model: claude-sonnet-4-5',
+          `    base_url: ${url}`,
+          '    permission_mode: bypassPermissions',
+          'tasks:',
+          '  note:',
+          '    agent: claude',
+          '    prompt: Write NOTE.md saying hi',
+          '    budget: {usd: 5}',
+          '',
+        ].join('\n'),
+      );
+      const home = mkdtempSync(join(tmpdir(), 'smith-claude-home-'));
+      const r = await box.run(['run', 'wf.yaml', '--json'], {
+        env: { HOME: home, ANTHROPIC_API_KEY: 'test-key', CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' },
+      });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const t = byKey(lastJson<RunSummaryJson>(r)).note as TaskJson;
+      expect(t.state).toBe('completed');
+      expect(t.output).toBe('Wrote NOTE.md.');
+      expect(readFileSync(join(box.dir, 'NOTE.md'), 'utf8')).toBe('hi\n');
+      expect(t.session_id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(t.cost_usd).toBeGreaterThan(0);
+      const detail = await taskDetail(box, t.id);
+      const types = new Set(detail.events.map((e: { type: string }) => e.type));
+      for (const type of ['session', 'text', 'tool_use', 'tool_result', 'file_change', 'usage']) {
+        expect(types, type).toContain(type);
+      }
+    } finally {
+      await fake.close();
+    }
+  });
+});

@@ -67,7 +67,7 @@ describe('buildClaudeEnv', () => {
     });
   });
 
-  it('sets IS_SANDBOX=1 only as root with permissions bypassed, and never over the user value', () => {
+  it('sets IS_SANDBOX=1 only as root with permissions bypassed (over a value the CLI would not honour)', () => {
     expect(buildClaudeEnv(ctx({ permissionMode: 'bypassPermissions' })).IS_SANDBOX).toBe(
       asRoot ? '1' : undefined,
     );
@@ -78,8 +78,12 @@ describe('buildClaudeEnv', () => {
     expect(
       buildClaudeEnv(ctx({ permissionMode: 'bypassPermissions' }, { mode: 'dry-run' })).IS_SANDBOX,
     ).toBeUndefined();
+    // Claude Code honours only "1": as root, bypass asked for, another value would make the CLI refuse
     const own = ctx({ permissionMode: 'bypassPermissions' });
-    own.env.IS_SANDBOX = '0';
-    expect(buildClaudeEnv(own).IS_SANDBOX).toBe('0');
+    own.env.IS_SANDBOX = 'yes';
+    expect(buildClaudeEnv(own).IS_SANDBOX).toBe(asRoot ? '1' : 'yes');
+    const notAsked = ctx({ permissionMode: 'acceptEdits' });
+    notAsked.env.IS_SANDBOX = 'yes';
+    expect(buildClaudeEnv(notAsked).IS_SANDBOX).toBe('yes');
   });
 });

@@ -278,7 +278,7 @@ function bypassesPermissions(ctx: AttemptContext): boolean {
  * The environment of one attempt: `ctx.env` without the markers of a nested Claude Code session
  * ({@link NESTED_SESSION_ENV}); `ANTHROPIC_BASE_URL` set to the agent's `baseUrl` when it has one;
  * and `IS_SANDBOX=1` when smith runs as root with permissions bypassed (Claude Code refuses
- * `bypassPermissions` as root otherwise), unless `IS_SANDBOX` is already set. Everything else
+ * `bypassPermissions` as root otherwise; it honours no other value, so another one is replaced). Everything else
  * (`ANTHROPIC_API_KEY`, `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`, …) is kept.
  *
  * @param ctx - the attempt
@@ -288,8 +288,8 @@ export function buildClaudeEnv(ctx: AttemptContext): Record<string, string> {
   const env: Record<string, string> = { ...ctx.env };
   for (const name of NESTED_SESSION_ENV) delete env[name];
   if (ctx.agent.baseUrl !== undefined && ctx.agent.baseUrl !== '') env.ANTHROPIC_BASE_URL = ctx.agent.baseUrl;
-  if (process.getuid?.() === 0 && bypassesPermissions(ctx) && env.IS_SANDBOX === undefined)
-    env.IS_SANDBOX = '1';
+  // Claude Code honours only IS_SANDBOX=1; another value (`yes`) would make the bypass fail as root
+  if (process.getuid?.() === 0 && bypassesPermissions(ctx)) env.IS_SANDBOX = '1';
   return env;
 }
 
