@@ -2,6 +2,8 @@
  * The runtimes a `smith` process has: one adapter per `runtime:` kind an agent may name.
  */
 import { ClaudeCodeRuntime } from './claude-code/index.js';
+import { CodexRuntime } from './codex/index.js';
+import { GeminiRuntime } from './gemini/index.js';
 import { FunctionRuntime } from './function/function-runtime.js';
 import { HttpRuntime } from './http/index.js';
 import { LlmRuntime } from './llm/index.js';
@@ -10,7 +12,7 @@ import type { AgentRuntime } from './types.js';
 
 /**
  * A fresh set of every built-in runtime adapter: `process`, `function` (in-process; library API),
- * `http` (remote workers), `llm` (models through the AI SDK), `claude-code`. Each call makes new adapters (the
+ * `http` (remote workers), `llm` (models through the AI SDK), `claude-code`, `codex`, `gemini`. Each call makes new adapters (the
  * `http` runtime's circuit breakers are per adapter), so call it once per engine.
  *
  * @returns the adapters, one per kind
@@ -22,5 +24,7 @@ export function builtinRuntimes(): AgentRuntime[] {
     new HttpRuntime(),
     new LlmRuntime(),
     new ClaudeCodeRuntime(),
+    new CodexRuntime(),
+    new GeminiRuntime(),
   ];
 }
