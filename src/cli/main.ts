@@ -2,7 +2,13 @@
  * The `smith` command (commander). Only this layer knows exit codes.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { agentsCommand, auditVerifyCommand, taskCommand, tasksCommand } from './commands/inspect.js';
+import {
+  agentsCommand,
+  auditExportCommand,
+  auditVerifyCommand,
+  taskCommand,
+  tasksCommand,
+} from './commands/inspect.js';
 import { controlCommand, guideCommand, initCommand } from './commands/control.js';
 import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
 import { context, readOnlyContext, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
@@ -151,9 +157,24 @@ export function buildProgram(exit: (code: number) => void): Command {
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
-    .description('check the hash chain; exits 1 and names the first broken record')
+    .description(
+      'check the hash chain, the signed checkpoints and the verdict signatures; exits 1 and names the first failure',
+    )
+    .option(
+      '--key <file>',
+      "the public key (JWK or PEM) to check signatures with (default: the home's public.jwk)",
+    )
+    .option('--from <file>', 'check an export (smith audit export --out FILE) offline instead of the store')
     .option('--json', 'JSON object')
-    .action(act(async (g) => auditVerifyCommand(readOnlyContext(g))));
+    .action(act(async (g, o: { key?: string; from?: string }) => auditVerifyCommand(readOnlyContext(g), o)));
+  audit
+    .command('export')
+    .description('write every audit record as JSON lines, and the public key, for offline verification')
+    .option('--out <file>', 'write the records to this file (default: stdout)')
+    .option('--key-out <file>', "copy the public key here (default: it stays at the home's keys/public.jwk)")
+    .action(
+      act(async (g, o: { out?: string; keyOut?: string }) => auditExportCommand(readOnlyContext(g), o)),
+    );
 
   return program;
 }

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StoreError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { Checkpointer, loadSigningKey, PRIVATE_KEY_FILE } from '../provenance/index.js';
 import { isAlive } from '../runtime/process/index.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Lease, Store } from '../store/store.js';
@@ -162,9 +163,37 @@ export async function serveRequestsOnce(store: Store, engine: Engine): Promise<v
   }
 }
 
+/** ms between checks whether a checkpoint of the audit chain is due. */
+const CHECKPOINT_POLL_MS = 1000;
+
+/** The folder of a home's signing key pair (`smith init` creates it). */
+export function keysDir(home: string): string {
+  return join(home, 'keys');
+}
+
+/**
+ * A checkpointer for the home's audit chain when the home has a signing key (`<home>/keys`), else
+ * undefined (a home made before keys existed, or whose key was moved away, runs unsigned).
+ *
+ * @param store - the home's store
+ * @param home - the home folder
+ * @param every - audit records between checkpoints (default 1000)
+ * @throws ProvenanceError when the key exists but is unreadable, invalid or readable by others
+ */
+export async function openCheckpointer(
+  store: Store,
+  home: string,
+  every?: number,
+): Promise<Checkpointer | undefined> {
+  const dir = keysDir(home);
+  if (!existsSync(join(dir, PRIVATE_KEY_FILE))) return undefined;
+  const key = await loadSigningKey(dir);
+  return new Checkpointer({ store, key, ...(every !== undefined ? { every } : {}) });
+}
+
 /**
  * The engine's own services under one supervisor (OTP one_for_one, intensity 5 in 30 s): the lease
- * heartbeat and the request server. Past the intensity the supervisor escalates: `onFail` is called
+ * heartbeat, the request server and (with a checkpointer) the checkpoints of the audit chain. Past the intensity the supervisor escalates: `onFail` is called
  * and the caller must stop the engine.
  * @returns the started supervisor (stop it before closing the store)
  */
@@ -174,14 +203,25 @@ export async function startEngineServices(
   engine: Engine,
   onFail: (err: unknown) => void,
   requestIntervalMs = 200,
+  checkpointer?: Checkpointer,
 ): Promise<Supervisor> {
-  const sup = new Supervisor(
-    [
-      intervalService('lease-heartbeat', ownership.heartbeatMs, () => ownership.heartbeat()),
-      intervalService('requests', requestIntervalMs, () => serveRequestsOnce(store, engine)),
-    ],
-    { name: 'smith-services', strategy: 'one_for_one', intensity: 5, periodMs: 30_000 },
-  );
+  const children = [
+    intervalService('lease-heartbeat', ownership.heartbeatMs, () => ownership.heartbeat()),
+    intervalService('requests', requestIntervalMs, () => serveRequestsOnce(store, engine)),
+  ];
+  if (checkpointer) {
+    children.push(
+      intervalService('checkpoints', CHECKPOINT_POLL_MS, async () => {
+        await checkpointer.maybeCheckpoint();
+      }),
+    );
+  }
+  const sup = new Supervisor(children, {
+    name: 'smith-services',
+    strategy: 'one_for_one',
+    intensity: 5,
+    periodMs: 30_000,
+  });
   await sup.start();
   void sup.done.then((r) => {
     if (r.kind === 'error') onFail(r.error);

@@ -11,7 +11,8 @@ import { SmithError } from '../../core/errors.js';
 import { canTransitionTask, isTerminalTaskState, TASK_STATES } from '../../core/states.js';
 import type { Task } from '../../core/types.js';
 import { Engine } from '../../engine/engine.js';
-import { openHomeStore, ownerIsAlive, Ownership, storeFile } from '../../engine/home.js';
+import { keysDir, openHomeStore, ownerIsAlive, Ownership, storeFile } from '../../engine/home.js';
+import { createKeyPair, PRIVATE_KEY_FILE } from '../../provenance/index.js';
 import { guideTask } from '../../engine/interventions.js';
 import { CONFIG_FILE_NAME, STARTER_CONFIG } from '../../engine/loader/index.js';
 import { builtinRuntimes } from '../../runtime/builtin.js';
@@ -148,10 +149,21 @@ export async function initCommand(ctx: Context): Promise<number> {
   const store = await openHomeStore(ctx.home);
   await store.close();
   wrote.push(`${storeFile(ctx.home)} (store)`);
-  if (ctx.json) process.stdout.write(JSON.stringify({ config: configPath, home: ctx.home }) + '\n');
+  // the signing key of the audit trail: made once, never replaced by init
+  const keys = keysDir(ctx.home);
+  let kid: string | undefined;
+  if (!existsSync(join(keys, PRIVATE_KEY_FILE))) {
+    const made = await createKeyPair(keys);
+    kid = made.kid;
+    wrote.push(`${made.privateFile} (signing key, mode 0600; kid ${made.kid})`);
+    wrote.push(`${made.publicFile} (public key: give it to whoever verifies the audit trail)`);
+  }
+  if (ctx.json)
+    process.stdout.write(JSON.stringify({ config: configPath, home: ctx.home, kid: kid ?? null }) + '\n');
   else {
     process.stdout.write(`initialized:\n  ${wrote.join('\n  ')}\n`);
-    if (wrote.length === 1) process.stdout.write(`  ${configPath} already exists; left as it was\n`);
+    if (!wrote.some((w) => w.includes(configPath)))
+      process.stdout.write(`  ${configPath} already exists; left as it was\n`);
     process.stdout.write('next: smith run WORKFLOW.yaml, or smith run --agent sh "echo hello"\n');
   }
   return EXIT.ok;

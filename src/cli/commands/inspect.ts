@@ -5,8 +5,18 @@
 import { SmithError, TaskNotFoundError } from '../../core/errors.js';
 import { TASK_STATES, type TaskState } from '../../core/states.js';
 import type { Task } from '../../core/types.js';
-import { openHomeStore, ownerIsAlive } from '../../engine/home.js';
-import { verifyAuditChain } from '../../provenance/verify.js';
+import { copyFileSync, createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { keysDir, openHomeStore, ownerIsAlive } from '../../engine/home.js';
+import {
+  exportAudit,
+  loadPublicKey,
+  PUBLIC_KEY_FILE,
+  verifyAuditChain,
+  verifyExport,
+  type ChainVerification,
+} from '../../provenance/index.js';
 import type { Store } from '../../store/store.js';
 import { EXIT, type Context } from '../context.js';
 import {
@@ -132,6 +142,34 @@ export async function tasksCommand(
       ]);
     }
     process.stdout.write(tasks.length === 0 ? 'no tasks\n' : table(rows) + '\n');
+    return EXIT.ok;
+  });
+}
+
+/** `smith audit export [--out FILE] [--key-out FILE]`: every record as JSONL, and the public key. */
+export async function auditExportCommand(
+  ctx: Context,
+  o: { out?: string; keyOut?: string },
+): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const file = o.out === undefined || o.out === '-' ? undefined : resolve(ctx.cwd, o.out);
+    const out = file ? createWriteStream(file) : process.stdout;
+    const summary = await exportAudit(store, out);
+    if (file) {
+      await new Promise<void>((res, rej) => {
+        out.once('error', rej);
+        (out as ReturnType<typeof createWriteStream>).end(() => res());
+      });
+    }
+    const publicFile = join(keysDir(ctx.home), PUBLIC_KEY_FILE);
+    let keyOut: string | null = null;
+    if (existsSync(publicFile)) {
+      keyOut = o.keyOut === undefined ? publicFile : resolve(ctx.cwd, o.keyOut);
+      if (keyOut !== publicFile) copyFileSync(publicFile, keyOut);
+    }
+    const note = `exported ${summary.records} audit record(s), head ${summary.head.seq}${file ? ` to ${file}` : ''}; public key: ${keyOut ?? 'none (smith init makes one)'}\n`;
+    // with the records on stdout, the note goes to stderr
+    (file ? process.stdout : process.stderr).write(note);
     return EXIT.ok;
   });
 }
@@ -300,26 +338,66 @@ export async function agentsCommand(ctx: Context): Promise<number> {
   });
 }
 
-/** `smith audit verify`. Exits 1 on a broken chain, naming the first broken record. */
-export async function auditVerifyCommand(ctx: Context): Promise<number> {
-  return withStore(ctx, async (store) => {
-    const head = await store.auditHead();
-    const total = head?.seq ?? 0;
-    const tty = Boolean(process.stderr.isTTY) && total > 20_000;
-    // a long chain shows how far the check is
-    const v = await verifyAuditChain(store, (checked) => {
-      if (tty) process.stderr.write(`\rchecking the audit chain: ${checked}/${total} records`);
-    });
-    if (tty) process.stderr.write('\r\u001b[2K');
-    if (ctx.json) {
-      process.stdout.write(JSON.stringify(v) + '\n');
-    } else if (v.ok) {
-      process.stdout.write(`audit chain verified: ${v.checked} records, head ${v.head.seq} ${v.head.hash}\n`);
-    } else {
-      process.stdout.write(
-        `audit chain BROKEN at record ${v.broken!.seq}: ${v.broken!.reason}\n(${v.checked} records before it are intact)\n`,
+/**
+ * `smith audit verify [--key FILE] [--from EXPORT.jsonl]`: the hash chain, and with a public key
+ * (the home's own by default) the signed checkpoints and verdict signatures; `--from` checks an
+ * export offline, without the store.
+ */
+export async function auditVerifyCommand(
+  ctx: Context,
+  o: { key?: string; from?: string } = {},
+): Promise<number> {
+  // the home's own public key unless another is named; none: the hash chain only
+  const keyFile = o.key !== undefined ? resolve(ctx.cwd, o.key) : join(keysDir(ctx.home), PUBLIC_KEY_FILE);
+  const publicKey = o.key !== undefined || existsSync(keyFile) ? await loadPublicKey(keyFile) : undefined;
+  let v: ChainVerification;
+  if (o.from !== undefined) {
+    const file = resolve(ctx.cwd, o.from);
+    if (!existsSync(file)) {
+      throw new SmithError(
+        'CONFIG_NOT_FOUND',
+        `audit export ${file} not found; write one with smith audit export --out FILE`,
       );
     }
-    return v.ok ? EXIT.ok : EXIT.failed;
-  });
+    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    v = await verifyExport(lines, publicKey);
+  } else {
+    v = await withStore(ctx, async (store) => {
+      const head = await store.auditHead();
+      const total = head?.seq ?? 0;
+      const tty = Boolean(process.stderr.isTTY) && total > 20_000;
+      // a long chain shows how far the check is
+      const r = await verifyAuditChain(
+        store,
+        (checked) => {
+          if (tty) process.stderr.write(`\rchecking the audit chain: ${checked}/${total} records`);
+        },
+        publicKey ? { publicKey } : {},
+      );
+      if (tty) process.stderr.write('\r\u001b[2K');
+      return r;
+    });
+  }
+  if (ctx.json) {
+    process.stdout.write(JSON.stringify({ ...v, key: publicKey ? publicKey.kid : null }) + '\n');
+  } else if (v.ok) {
+    process.stdout.write(`audit chain verified: ${v.checked} records, head ${v.head.seq} ${v.head.hash}\n`);
+    if (publicKey) {
+      const tail = v.lastCheckpoint ? v.head.seq - v.lastCheckpoint.headSeq : v.head.seq;
+      process.stdout.write(
+        `signatures verified with key ${publicKey.kid}: ${v.checkpoints} checkpoint(s), ${v.signatures} verdict(s)` +
+          (tail > 0 ? `; the last ${tail} record(s) come after the last checkpoint (not signed yet)` : '') +
+          '\n',
+      );
+    } else {
+      process.stdout.write(
+        'no public key: signatures not checked (smith init makes a key; --key FILE names one)\n',
+      );
+    }
+  } else {
+    process.stdout.write(
+      `audit chain BROKEN at record ${v.broken!.seq}: ${v.broken!.reason}\n(${v.checked} records before it are intact)\n`,
+    );
+  }
+  return v.ok ? EXIT.ok : EXIT.failed;
 }

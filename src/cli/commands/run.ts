@@ -9,7 +9,13 @@ import { parseDuration } from '../../core/schema/index.js';
 import type { AgentSpec, Workflow, WorkflowSpec } from '../../core/types.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
 import { Engine, workflowRecords, type EngineOptions } from '../../engine/engine.js';
-import { openHomeStore, ownerIsAlive, Ownership, startEngineServices } from '../../engine/home.js';
+import {
+  openCheckpointer,
+  openHomeStore,
+  ownerIsAlive,
+  Ownership,
+  startEngineServices,
+} from '../../engine/home.js';
 import { loadWorkflow } from '../../engine/loader/index.js';
 import { verifyAuditChain } from '../../provenance/verify.js';
 import { builtinRuntimes } from '../../runtime/builtin.js';
@@ -47,8 +53,6 @@ export interface RunSummary {
     /** The agent's native session id, when its runtime has one. */
     session_id: string | null;
   }[];
-  /** Totals over the workflow's tasks. */
-  spend: { cost_usd: number; tokens: number };
 }
 
 /** Options of `smith run`. */
@@ -74,7 +78,10 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   const late: { engine?: Engine } = {};
   let ownership: Ownership;
+  let checkpointer: Awaited<ReturnType<typeof openCheckpointer>>;
   try {
+    // a key readable by others is refused before anything runs
+    checkpointer = await openCheckpointer(store, ctx.home);
     ownership = await Ownership.acquire(store, ctx.home, (err) => {
       process.stderr.write(`smith: ${err.message}; stopping\n`);
       void late.engine?.close({ force: true });
@@ -99,11 +106,28 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
     ...engineLimits(ctx),
   });
   late.engine = engine;
-  const services = await startEngineServices(store, ownership, engine, (err) => {
-    process.stderr.write(`smith: the engine's services failed (${(err as Error).message}); stopping\n`);
-    void engine.close({ force: true });
-  });
-  return { store, engine, ownership, stopServices: () => services.stop(), interrupted: false };
+  const services = await startEngineServices(
+    store,
+    ownership,
+    engine,
+    (err) => {
+      process.stderr.write(`smith: the engine's services failed (${(err as Error).message}); stopping\n`);
+      void engine.close({ force: true });
+    },
+    undefined,
+    checkpointer,
+  );
+  return {
+    store,
+    engine,
+    ownership,
+    stopServices: async () => {
+      await services.stop();
+      // the chain's tail is signed at shutdown
+      await checkpointer?.checkpointNow();
+    },
+    interrupted: false,
+  };
 }
 
 /** Budget, prices and per-runtime caps from `smith.yaml`, as engine options. */
@@ -174,10 +198,6 @@ export async function summarize(store: Store, wf: Workflow): Promise<RunSummary>
       tokens: t.tokens,
       session_id: t.sessionId,
     })),
-    spend: {
-      cost_usd: tasks.reduce((n, t) => n + t.costUsd, 0),
-      tokens: tasks.reduce((n, t) => n + t.tokens, 0),
-    },
   };
 }
 
@@ -185,7 +205,11 @@ export async function summarize(store: Store, wf: Workflow): Promise<RunSummary>
 export function printSummary(summary: RunSummary): void {
   const color = useColor(process.stdout);
   const w = summary.workflow;
-  const spent = summary.spend.cost_usd > 0 || summary.spend.tokens > 0;
+  const spend = {
+    usd: summary.tasks.reduce((n, t) => n + t.cost_usd, 0),
+    tokens: summary.tasks.reduce((n, t) => n + t.tokens, 0),
+  };
+  const spent = spend.usd > 0 || spend.tokens > 0;
   const rows = [
     ['TASK', 'STATE', 'AGENT', 'ATTEMPTS', 'EXIT', 'TIME', ...(spent ? ['SPEND'] : []), 'OUTPUT / REASON'],
   ];
@@ -204,7 +228,7 @@ export function printSummary(summary: RunSummary): void {
   }
   process.stdout.write(`\nworkflow ${w.name} (${w.id}): ${paint(color, stateColor(w.state), w.state)}\n`);
   process.stdout.write(table(rows) + '\n');
-  if (spent) process.stdout.write(`spend: ${formatSpend(summary.spend.cost_usd, summary.spend.tokens)}\n`);
+  if (spent) process.stdout.write(`spend: ${formatSpend(spend.usd, spend.tokens)}\n`);
 }
 
 /** Run one workflow to its end with live progress; returns its summary. */
