@@ -6,7 +6,12 @@ import path from 'node:path';
 import { configSchema, defaultConfig, smithErrorMap } from '../../core/schema/index.js';
 import type { SmithConfig } from '../../core/schema/index.js';
 import { ConfigError, NonRetryableError } from '../../core/errors.js';
-import { invalidFileError, issuesToProblems, parseYaml, problemLines } from './yaml-source.js';
+import {
+  invalidFileError,
+  issuesToProblems,
+  parseYaml,
+  problemLines,
+} from '../../core/schema/yaml-source.js';
 
 /** The config file looked for in the working directory when no `--config` is given. */
 export const CONFIG_FILE_NAME = 'smith.yaml';

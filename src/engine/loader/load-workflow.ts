@@ -8,8 +8,13 @@ import { checkDag, checkRouting, smithErrorMap, workflowFileSchema } from '../..
 import type { SmithConfig, WorkflowProblem } from '../../core/schema/index.js';
 import { ConfigError, NonRetryableError, WorkflowValidationError } from '../../core/errors.js';
 import type { AgentSpec, TaskSpec, WorkflowSpec } from '../../core/types.js';
-import { invalidFileError, issuesToProblems, parseYaml, problemLines } from './yaml-source.js';
-import type { PathSegment, ProblemPlace } from './yaml-source.js';
+import {
+  invalidFileError,
+  issuesToProblems,
+  parseYaml,
+  problemLines,
+} from '../../core/schema/yaml-source.js';
+import type { PathSegment, ProblemPlace } from '../../core/schema/yaml-source.js';
 
 /** Options of {@link workflowFromObject}. */
 export interface WorkflowObjectOptions {

@@ -6,8 +6,8 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node, Pair } from 'yaml';
 import type { z } from 'zod';
-import { describeFound } from '../../core/schema/index.js';
-import { ConfigError } from '../../core/errors.js';
+import { describeFound } from './index.js';
+import { ConfigError } from '../errors.js';
 
 /** One step of a field path: a map key or a list index. */
 export type PathSegment = string | number;
