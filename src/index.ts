@@ -38,6 +38,8 @@ export { CodexRuntime } from './runtime/codex/index.js';
 export type { CodexRuntimeOptions } from './runtime/codex/index.js';
 export { GeminiRuntime } from './runtime/gemini/index.js';
 export type { GeminiRuntimeOptions } from './runtime/gemini/index.js';
+export { TmuxRuntime, attachCommand } from './runtime/tmux/index.js';
+export type { TmuxRuntimeOptions } from './runtime/tmux/index.js';
 export { promptWithGuidance } from './runtime/types.js';
 export { FunctionRuntime } from './runtime/function/function-runtime.js';
 export type { FunctionAgent } from './runtime/function/function-runtime.js';

@@ -86,6 +86,7 @@ function task(id: string, over: Partial<Task> = {}): Task {
     costUsd: 0,
     tokens: 0,
     sessionId: null,
+    governance: null,
     createdAt: T0,
     updatedAt: T0,
     startedAt: null,

@@ -9,6 +9,14 @@ import {
   taskCommand,
   tasksCommand,
 } from './commands/inspect.js';
+import { SmithError } from '../core/errors.js';
+import { attachAgentCommand } from './commands/attach.js';
+import {
+  waiverAddCommand,
+  waiverListCommand,
+  waiverRevokeCommand,
+  type WaiverAddOptions,
+} from './commands/waiver.js';
 import { controlCommand, guideCommand, initCommand } from './commands/control.js';
 import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
 import { context, readOnlyContext, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
@@ -126,6 +134,73 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option('--json', 'JSON object')
     .action(act(async (g, id: string) => taskCommand(readOnlyContext(g), id)));
 
+  program
+    .command('approve')
+    .description('approve a task awaiting approval (strict mode): its change is applied and it completes')
+    .argument('<id>', 'task id, id prefix, or key')
+    .option('--json', 'JSON object')
+    .action(act(async (g, id: string) => controlCommand(await context(g), 'approve', id)));
+  program
+    .command('reject')
+    .description('reject a task awaiting approval or being judged; its worktree and branch are kept')
+    .argument('<id>', 'task id, id prefix, or key')
+    .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
+    .option('--json', 'JSON object')
+    .action(
+      act(async (g, id: string, o: { reason: string }) =>
+        controlCommand(await context(g), 'reject', id, { reason: o.reason }),
+      ),
+    );
+  program
+    .command('override')
+    .description("override the council's verdict (audited): approve applies the change, reject rejects it")
+    .argument('<id>', 'task id, id prefix, or key')
+    .requiredOption('--verdict <verdict>', 'approve or reject')
+    .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
+    .option('--json', 'JSON object')
+    .action(
+      act(async (g, id: string, o: { verdict: string; reason: string }) => {
+        if (o.verdict !== 'approve' && o.verdict !== 'reject') {
+          throw new SmithError('INVALID_ARGUMENT', `--verdict ${o.verdict}: expected approve or reject`);
+        }
+        return controlCommand(await context(g), 'override', id, { verdict: o.verdict, reason: o.reason });
+      }),
+    );
+
+  const waiver = program
+    .command('waiver')
+    .description('waivers: lift named council gates of one task while active');
+  waiver
+    .command('add')
+    .description('add a waiver (id WV-0001, …); every use is audited')
+    .requiredOption('--task <id>', 'the task it is for')
+    .requiredOption(
+      '--gates <list>',
+      'gates it lifts: constitution, verification, quality, integration, budget, scope, secrets, or a command judge',
+    )
+    .requiredOption('--reason <text>', 'why it is needed (at least 10 characters)')
+    .requiredOption(
+      '--approver <name>',
+      'who approved it (repeat for several)',
+      (v: string, acc: string[] = []) => [...acc, v],
+    )
+    .requiredOption('--expires <duration>', 'how long it lasts, such as 2d or 12h')
+    .option('--title <text>', 'a short title')
+    .option('--json', 'JSON object')
+    .action(act(async (g, o: WaiverAddOptions) => waiverAddCommand(await context(g), o)));
+  waiver
+    .command('list')
+    .description('list waivers with their effective status')
+    .option('--task <id>', 'only this task')
+    .option('--json', 'JSON array')
+    .action(act(async (g, o: { task?: string }) => waiverListCommand(readOnlyContext(g), o)));
+  waiver
+    .command('revoke')
+    .description('revoke a waiver (audited)')
+    .argument('<id>', 'WV-0001, …')
+    .option('--json', 'JSON object')
+    .action(act(async (g, id: string) => waiverRevokeCommand(await context(g), id)));
+
   for (const [verb, what] of [
     ['cancel', 'cancel a task (SIGTERM to its process group, SIGKILL after the grace)'],
     ['pause', 'pause a task (SIGSTOP when running; hold when queued)'],
@@ -139,6 +214,13 @@ export function buildProgram(exit: (code: number) => void): Command {
       .option('--json', 'JSON object')
       .action(act(async (g, id: string) => controlCommand(await context(g), verb, id)));
   }
+
+  program
+    .command('attach')
+    .description("open a tmux agent's session (its windows are its instances); detach with Ctrl-b d")
+    .argument('<agent>', 'agent name')
+    .option('--json', 'print the tmux command instead of attaching')
+    .action(act(async (g, agent: string) => attachAgentCommand(readOnlyContext(g), agent)));
 
   program
     .command('guide')

@@ -53,7 +53,8 @@ export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>>
   // a person may retry an ended task (except a completed one, which never runs again)
   completed: [],
   failed: ['queued', 'pending'],
-  rejected: ['queued', 'pending'],
+  // completed: a person overrides the council's reject (smith override ID --verdict approve)
+  rejected: ['queued', 'pending', 'completed'],
   canceled: ['queued', 'pending'],
 };
 

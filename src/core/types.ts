@@ -26,6 +26,45 @@ export interface TokenUsage {
 }
 
 /**
+ * How a task's approved change is applied (DESIGN.md, "The path of a task"): `auto` (default)
+ * applies it when the council approves; `strict` waits in `awaiting_approval` for a person
+ * (`smith approve`); `dry-run` runs and judges but never applies, and the agent may not write
+ * outside its worktree.
+ */
+export type ExecutionMode = 'strict' | 'auto' | 'dry-run';
+
+/**
+ * A task's governance: where it works, how it is judged and applied, and what became of it.
+ * Present on tasks that run in a worktree or carry a working spec; such tasks are judged by the
+ * council before they complete.
+ */
+export interface TaskGovernance {
+  mode: ExecutionMode;
+  /** `worktree`: the task runs in its own git worktree on branch `smith/<task id>`. */
+  workspace: 'worktree' | 'none';
+  /** Absolute path of the git repository the change is for. */
+  repo: string | null;
+  /** The working spec (parsed; see `src/council/working-spec.ts`), or null for the repository's or the default. */
+  spec: Json | null;
+  /** The base branch the change goes onto (the repository's current branch when the task first ran). */
+  base?: string;
+  /** The base commit the worktree was made from. */
+  baseSha?: string;
+  /** `smith/<task id>`. */
+  branch?: string;
+  /** Absolute path of its worktree. */
+  worktree?: string;
+  /** Revise rounds used. */
+  rounds: number;
+  /** Whether the change was applied (merged into the base); null until decided. */
+  applied: boolean | null;
+  /** The commit that applied it. */
+  appliedSha?: string;
+  /** The last council result: decision, score, threshold, and the hash of its audit record. */
+  verdict?: { decision: string; score: number; threshold: number; audit: string; round: number };
+}
+
+/**
  * A spend cap: USD and/or tokens (input + output + cache, as {@link TokenUsage} counts them). Set on
  * a task, an agent, a workflow, or at the top of `smith.yaml` (`budget: {usd: 0.50, tokens: 200000}`).
  */
@@ -146,6 +185,14 @@ export interface TaskSpec {
   trigger?: TaskTrigger;
   /** Spend cap of this task over all its attempts. */
   budget?: Budget;
+  /** How its change is applied. Default the workflow's, then the config's, then `auto`. */
+  mode?: ExecutionMode;
+  /** `worktree`: run in its own git worktree (judged by the council, then applied per `mode`). */
+  workspace?: 'worktree';
+  /** The repository for `workspace: worktree` (absolute); default the git repository holding the workflow file. */
+  repo?: string;
+  /** The working spec, parsed (a task with a spec is judged even without a worktree). */
+  spec?: Json;
 }
 
 /** A validated workflow, ready to submit. */
@@ -162,6 +209,8 @@ export interface WorkflowSpec {
   tasks: TaskSpec[];
   /** Spend cap of the whole workflow. */
   budget?: Budget;
+  /** Default execution mode of its tasks. */
+  mode?: ExecutionMode;
 }
 
 /** A task as recorded. */
@@ -207,6 +256,8 @@ export interface Task {
   tokens: number;
   /** The agent's native session id of the last attempt that reported one (resumed by the next). */
   sessionId: string | null;
+  /** Worktree, judging and apply state; null for a task the council does not judge. */
+  governance: TaskGovernance | null;
   createdAt: number;
   updatedAt: number;
   startedAt: number | null;

@@ -25,6 +25,7 @@ import type {
   Json,
   Task,
   TaskEventType,
+  TaskGovernance,
   TokenUsage,
   Workflow,
   WorkflowSpec,
@@ -41,6 +42,9 @@ import type {
 import type { Op, Store } from '../store/store.js';
 import { Supervisor, type Child, type ChildSpec, type ExitReason } from '../runtime/supervisor/index.js';
 import { ReadyQueue } from './queue.js';
+import { governanceOf, Governor, waiversFrom, type ApplyTrailers } from './governance.js';
+import { join } from 'node:path';
+import { verdictAuditOp, type SigningKey } from '../provenance/index.js';
 import {
   BudgetLedger,
   addUsage,
@@ -91,6 +95,10 @@ export interface EngineOptions {
   prices?: Record<string, ModelPrice>;
   /** Attempts at once per runtime kind (`runtimes: {claude-code: {concurrency: 2}}`). Default no cap. */
   runtimeConcurrency?: Record<string, number>;
+  /** Worktrees, the council and apply, for governed tasks (`workspace: worktree` or a `spec`). */
+  governor?: Governor;
+  /** Signs verdicts (the home's key); unsigned verdicts are still audited. */
+  signingKey?: SigningKey;
 }
 
 interface AgentSlot {
@@ -224,6 +232,7 @@ export function workflowRecords(
     costUsd: 0,
     tokens: 0,
     sessionId: null,
+    governance: governanceOf(t, spec),
     createdAt: now,
     updatedAt: now,
     startedAt: null,
@@ -300,6 +309,12 @@ export class Engine {
   private readonly prices: Record<string, ModelPrice>;
   private readonly runtimeCaps: Record<string, number>;
   private readonly runtimeRunning = new Map<string, number>();
+  private readonly governor: Governor;
+  private readonly signingKey: SigningKey | undefined;
+  /** Judgements under way (a close waits for them). */
+  private readonly judging = new Set<Promise<void>>();
+  /** Aborts judgements at shutdown (their tasks stay `judging` and are judged again on resume). */
+  private readonly judgeAbort = new AbortController();
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -315,6 +330,8 @@ export class Engine {
     this.ledger = new BudgetLedger(options.budget);
     this.prices = options.prices ?? {};
     this.runtimeCaps = options.runtimeConcurrency ?? {};
+    this.governor = options.governor ?? new Governor({ worktreesDir: join(options.home, 'worktrees') });
+    this.signingKey = options.signingKey;
     for (const r of options.runtimes) this.runtimes.set(r.kind, r);
     for (const a of options.agents) this.addAgent(a);
     this.emitter.setMaxListeners(0);
@@ -672,6 +689,12 @@ export class Engine {
     workflow.state = 'running';
     const open = all.filter((t) => !isTerminalTaskState(t.state));
     this.adopt(workflow, open, spec?.budget);
+    // a judgement cut short by a stop or a crash is made again
+    for (const t of open) {
+      const l = this.live.get(t.id);
+      if (l && t.state === 'judging' && t.governance)
+        this.startJudging(l, t.assignedAgent ?? '-', t.attempts);
+    }
     // needs that ended without completing: their dependents cannot run
     for (const t of open) {
       const l = this.live.get(t.id);
@@ -950,6 +973,24 @@ export class Engine {
         ...ZERO_OUTCOME_FIELDS,
       };
     } else {
+      let workdir = t.workdir;
+      if (t.governance?.workspace === 'worktree') {
+        try {
+          workdir = await this.prepareWorktree(l, run);
+        } catch (err) {
+          await recorded;
+          await this.onOutcome(l, run, {
+            status: 'failed',
+            exitCode: null,
+            signal: null,
+            output: '',
+            error: (err as Error).message,
+            retryable: false,
+            ...ZERO_OUTCOME_FIELDS,
+          });
+          return;
+        }
+      }
       const input = await this.buildInput(t, run.number);
       let env: Record<string, string> | undefined;
       // built on first use: in-process agents rarely read it, and a copy of the environment is not free
@@ -962,7 +1003,7 @@ export class Engine {
           SMITH_TASK_KEY: t.key,
           SMITH_ATTEMPT: String(run.number),
           SMITH_ATTEMPT_ID: run.id,
-          SMITH_WORKDIR: t.workdir,
+          SMITH_WORKDIR: workdir,
           SMITH_HOME: this.home,
           SMITH_OWNER: this.owner,
         };
@@ -976,7 +1017,8 @@ export class Engine {
         epoch: run.epoch,
         agent: agent.spec,
         instance: run.instance,
-        workdir: t.workdir,
+        workdir,
+        ...(t.governance ? { mode: t.governance.mode } : {}),
         get env() {
           return (env ??= buildEnv());
         },
@@ -1012,6 +1054,343 @@ export class Engine {
       tokens: l.task.tokens,
     });
     return left.usd === undefined && left.tokens === undefined ? {} : { budget: left };
+  }
+
+  // ---------------------------------------------------------------- governance
+
+  /** Lease the task's worktree and record where it is; returns the attempt's working directory. */
+  private async prepareWorktree(l: Live, run: RunningAttempt): Promise<string> {
+    const t = l.task;
+    const { worktree, set } = await this.governor.prepare(t, t.workdir);
+    const g = t.governance!;
+    const changed = (Object.keys(set) as (keyof TaskGovernance)[]).some((k) => g[k] !== set[k]);
+    if (changed) {
+      const next: TaskGovernance = { ...g, ...set };
+      await this.commit([
+        { op: 'updateTask', id: t.id, expect: { epoch: run.epoch }, set: { governance: next } },
+      ]);
+      t.governance = next;
+    }
+    return worktree.path;
+  }
+
+  private startJudging(l: Live, agent: string, attempt: number): void {
+    const p: Promise<void> = this.judgeTask(l, agent, attempt)
+      .catch((err) => this.fatal(err))
+      .finally(() => this.judging.delete(p));
+    this.judging.add(p);
+  }
+
+  /** Branches of other tasks of the task's workflow that the council approved and are not applied yet. */
+  private async approvedBranches(t: Task): Promise<string[]> {
+    if (t.workflowId === null) return [];
+    const tasks = await this.store.listTasks({ workflowId: t.workflowId });
+    return tasks
+      .filter(
+        (o) =>
+          o.id !== t.id &&
+          o.governance?.branch !== undefined &&
+          o.governance.verdict?.decision === 'approve' &&
+          o.governance.applied !== true &&
+          o.governance.repo === t.governance?.repo,
+      )
+      .map((o) => o.governance!.branch!);
+  }
+
+  /**
+   * The council judges a task's change (after committing what its agent left in the worktree),
+   * the verdict is recorded (signed when the home has a key), and the decision is carried out:
+   * approve (apply in auto mode, wait for a person in strict mode, never apply in dry-run), revise
+   * (back to the agent with the reasons, while rounds remain), or reject.
+   */
+  private async judgeTask(l: Live, agent: string, attempt: number): Promise<void> {
+    const t = l.task;
+    const g = t.governance!;
+    let council: Awaited<ReturnType<Governor['judge']>>;
+    try {
+      if (g.workspace === 'worktree') await this.governor.commitWork(t, attempt, agent);
+      const waivers = waiversFrom(await this.store.listWaivers(t.id));
+      council = await this.governor.judge(t, waivers, await this.approvedBranches(t), this.judgeAbort.signal);
+    } catch (err) {
+      // shutting down: the task stays `judging`; `smith resume` judges it again
+      if (this.stopping) return;
+      const reason = `the council could not judge the result: ${(err as Error).message}`;
+      if (
+        await this.transition(l, 'failed', {
+          actor: 'council',
+          set: { reason, endedAt: Date.now() },
+          data: { reason },
+        })
+      ) {
+        await this.governor.keep(t);
+        await this.ended(l);
+      }
+      return;
+    }
+    const r = council.result;
+    const verdict = {
+      task: t.id,
+      round: g.rounds,
+      attempt,
+      decision: r.decision,
+      score: r.score,
+      threshold: r.threshold,
+      tier: r.tier,
+      vetoed_by: r.vetoedBy ?? null,
+      reasons: r.reasons,
+      violations: r.violations,
+      waived: r.waived,
+      unusable_waivers: r.unusableWaivers,
+      verdicts: council.verdicts,
+    } as unknown as Json;
+    const auditOp: Op = this.signingKey
+      ? await verdictAuditOp({ subject: t.id, verdict, extra: { attempt } }, this.signingKey)
+      : { op: 'audit', actor: 'council', action: 'task.verdict', subject: t.id, data: { verdict, attempt } };
+    const ops: Op[] = [
+      auditOp,
+      {
+        op: 'event',
+        taskId: t.id,
+        attemptId: null,
+        type: 'verdict',
+        data: {
+          decision: r.decision,
+          score: r.score,
+          threshold: r.threshold,
+          round: g.rounds,
+          reasons: r.reasons,
+          judges: council.verdicts.map((v) => ({
+            judge: v.judge,
+            decision: v.decision,
+            confidence: v.confidence,
+          })),
+        } as unknown as Json,
+      },
+    ];
+    for (const use of r.waived) {
+      ops.push({
+        op: 'audit',
+        actor: 'council',
+        action: 'waiver.used',
+        subject: use.waiverId,
+        data: { task: t.id, gate: use.gate, judge: use.judge, rule: use.violation.rule },
+      });
+    }
+    const recorded = await this.commit(ops);
+    const auditHash = recorded.audit[0]?.hash ?? '';
+    const next: TaskGovernance = {
+      ...g,
+      verdict: {
+        decision: r.decision,
+        score: r.score,
+        threshold: r.threshold,
+        audit: auditHash,
+        round: g.rounds,
+      },
+    };
+    const jws = (auditOp as { data?: { verdict_jws?: string } }).data?.verdict_jws;
+    if (r.decision === 'approve') {
+      if (g.mode === 'dry-run') {
+        if (
+          await this.transition(l, 'completed', {
+            actor: 'council',
+            set: { governance: { ...next, applied: false }, endedAt: Date.now() },
+            data: { applied: false, mode: 'dry-run', verdict: auditHash },
+          })
+        ) {
+          await this.governor.keep(t);
+          await this.ended(l);
+        }
+        return;
+      }
+      if (g.mode === 'strict') {
+        await this.transition(l, 'awaiting_approval', {
+          actor: 'council',
+          set: { governance: next },
+          data: { verdict: auditHash, hint: `smith approve ${t.id}` },
+        });
+        return;
+      }
+      t.governance = next;
+      await this.applyAndComplete(l, 'council', this.trailersOf(t, auditHash, jws), false);
+      return;
+    }
+    if (r.decision === 'revise') {
+      const text = `The council asked for changes (round ${g.rounds + 1}): ${r.reasons.join(' ')}`;
+      const ok = await this.transition(l, 'queued', {
+        actor: 'council',
+        set: {
+          governance: { ...next, rounds: g.rounds + 1 },
+          // a revise round does not use up the task's retries
+          maxAttempts: t.maxAttempts + 1,
+          availableAt: Date.now(),
+          reason: `revise: ${r.reasons[0] ?? 'the council asked for changes'}`,
+        },
+        data: { verdict: auditHash, round: g.rounds + 1 },
+        extra: [
+          { op: 'event', taskId: t.id, attemptId: null, type: 'guidance', data: { from: 'council', text } },
+        ],
+      });
+      if (ok) this.enqueue(l);
+      return;
+    }
+    const reason = `rejected by the council: ${r.reasons.join(' ') || 'no reason given'}`;
+    if (
+      await this.transition(l, 'rejected', {
+        actor: 'council',
+        set: { governance: next, reason, endedAt: Date.now() },
+        data: { verdict: auditHash, reason },
+      })
+    ) {
+      await this.governor.keep(t);
+      await this.ended(l);
+    }
+  }
+
+  private trailersOf(t: Task, auditHash: string, jws: string | undefined): ApplyTrailers {
+    const v = t.governance?.verdict;
+    const verdict = v ? `${v.decision} ${v.score.toFixed(2)}/${v.threshold} round ${v.round}` : 'approve';
+    return {
+      task: t.id,
+      agent: t.assignedAgent ?? t.agent ?? '-',
+      verdict,
+      audit: auditHash,
+      ...(jws ? { jws } : {}),
+    };
+  }
+
+  /**
+   * Apply the task's approved change and complete it. When the apply fails (a conflict, a dirty
+   * checkout of the base) the task waits in `awaiting_approval` with the reason (from the council),
+   * or the error is thrown (from a person's approve).
+   */
+  private async applyAndComplete(
+    l: Live,
+    actor: string,
+    trailers: ApplyTrailers,
+    throwOnFailure: boolean,
+  ): Promise<Task> {
+    const t = l.task;
+    const g = t.governance!;
+    let sha: string;
+    try {
+      sha = await this.governor.apply(t, trailers);
+    } catch (err) {
+      if (throwOnFailure) throw err;
+      const reason = `approved, but not applied: ${(err as Error).message}`;
+      await this.transition(l, 'awaiting_approval', { actor, set: { reason }, data: { reason } });
+      return t;
+    }
+    const ok = await this.transition(l, 'completed', {
+      actor,
+      set: { governance: { ...g, applied: true, appliedSha: sha }, reason: null, endedAt: Date.now() },
+      data: { applied: sha, branch: g.branch ?? null, base: g.base ?? null, verdict: trailers.audit },
+    });
+    if (ok) await this.ended(l);
+    return t;
+  }
+
+  /** The hash and JWS of a task's last verdict record. */
+  private async lastVerdict(t: Task): Promise<{ hash: string; jws?: string }> {
+    const records = await this.store.auditFor(t.id);
+    const v = [...records].reverse().find((r) => r.action === 'task.verdict');
+    const jws = (v?.data as { verdict_jws?: string } | undefined)?.verdict_jws;
+    return { hash: v?.hash ?? t.governance?.verdict?.audit ?? '', ...(jws ? { jws } : {}) };
+  }
+
+  /**
+   * A person approves a task waiting in `awaiting_approval` (strict mode): its change is applied
+   * and it completes.
+   * @throws InvalidTransitionError when it is not awaiting approval; SmithError when the apply fails
+   */
+  async approve(id: string, actor = 'cli'): Promise<Task> {
+    const l = await this.liveOrLoad(id);
+    const t = l.task;
+    if (t.state !== 'awaiting_approval') {
+      throw new SmithError(
+        'INVALID_TRANSITION',
+        `task ${t.id} (${t.key}) is ${t.state}, not awaiting_approval; only a task the council approved in strict mode waits for a person`,
+        { context: { task: t.id, state: t.state } },
+      );
+    }
+    const { hash, jws } = await this.lastVerdict(t);
+    return this.applyAndComplete(l, actor, this.trailersOf(t, hash, jws), true);
+  }
+
+  /**
+   * A person rejects a task waiting for approval (or being judged): it ends `rejected`; its
+   * worktree and branch are kept.
+   */
+  async reject(id: string, actor = 'cli', reason = 'rejected by a person'): Promise<Task> {
+    const l = await this.liveOrLoad(id);
+    const t = l.task;
+    assertTaskTransition(t.id, t.state, 'rejected');
+    const why = `rejected by ${actor}: ${reason}`;
+    if (
+      await this.transition(l, 'rejected', {
+        actor,
+        set: { reason: why, endedAt: Date.now() },
+        data: { reason },
+      })
+    ) {
+      await this.governor.keep(t);
+      await this.ended(l);
+    }
+    return t;
+  }
+
+  /**
+   * A person overrides the council's verdict (audited as `task.override`): `approve` applies the
+   * change of a task awaiting approval or rejected by the council (never in dry-run), `reject`
+   * rejects a task awaiting approval.
+   */
+  async override(id: string, verdict: 'approve' | 'reject', actor = 'cli', reason = ''): Promise<Task> {
+    const l = await this.liveOrLoad(id);
+    const t = l.task;
+    if (!t.governance) {
+      throw new SmithError(
+        'INVALID_TRANSITION',
+        `task ${t.id} (${t.key}) is not judged by the council; nothing to override`,
+      );
+    }
+    if (verdict === 'reject') {
+      await this.commit([
+        {
+          op: 'audit',
+          actor,
+          action: 'task.override',
+          subject: t.id,
+          data: { verdict, reason, from: t.state },
+        },
+      ]);
+      return this.reject(id, actor, reason || 'overridden');
+    }
+    if (t.state !== 'awaiting_approval' && t.state !== 'rejected') {
+      throw new SmithError(
+        'INVALID_TRANSITION',
+        `task ${t.id} (${t.key}) is ${t.state}; an approve override applies a task awaiting approval or rejected by the council`,
+      );
+    }
+    if (t.governance.mode === 'dry-run') {
+      throw new SmithError('INVALID_TRANSITION', `task ${t.id} is dry-run: its change is never applied`);
+    }
+    await this.commit([
+      {
+        op: 'audit',
+        actor,
+        action: 'task.override',
+        subject: t.id,
+        data: { verdict, reason, from: t.state },
+      },
+    ]);
+    const { hash, jws } = await this.lastVerdict(t);
+    const trailers = this.trailersOf(t, hash, jws);
+    trailers.verdict = `override approve by ${actor}`;
+    if (t.governance.worktree !== undefined) {
+      // re-open the worktree this process may not have open (after a restart)
+      await this.governor.prepare(t, t.workdir);
+    }
+    return this.applyAndComplete(l, actor, trailers, true);
   }
 
   /** A `session` event: the native session id goes on the attempt and (if still current) the task. */
@@ -1220,6 +1599,26 @@ export class Engine {
       ]);
     };
     const duration = now - run.startedAt;
+    if (o.status === 'succeeded' && t.governance) {
+      // a governed task's result is judged before it completes
+      const ok = await this.transition(l, 'judging', {
+        actor: 'engine',
+        expectEpoch: run.epoch,
+        set: { output: o.output, exitCode: o.exitCode, reason: null, ...spendSet },
+        data: {
+          attempt: run.number,
+          agent: run.agent.spec.name,
+          exit_code: o.exitCode,
+          duration_ms: duration,
+          ...spendData,
+        },
+        attemptId: run.id,
+        extra: [attemptOp('succeeded')],
+      });
+      if (ok) this.startJudging(l, run.agent.spec.name, run.number);
+      else await stale();
+      return;
+    }
     if (o.status === 'succeeded') {
       const ok = await this.transition(l, 'completed', {
         actor: 'engine',
@@ -1468,6 +1867,24 @@ export class Engine {
       run.handle?.cancel(reason);
     }
     await this.ended(l);
+    if (t.governance?.workspace === 'worktree') {
+      // cancel rolls the worktree back to its base; the work is kept in a snapshot ref first
+      await run?.done;
+      const snapshot = await this.governor
+        .rollback(t)
+        .catch((err: unknown) => `kept (${(err as Error).message})`);
+      if (snapshot !== undefined) {
+        await this.commit([
+          {
+            op: 'audit',
+            actor,
+            action: 'task.rolled_back',
+            subject: t.id,
+            data: { snapshot, branch: t.governance.branch ?? null },
+          },
+        ]);
+      }
+    }
     return t;
   }
 
@@ -1647,8 +2064,11 @@ export class Engine {
         r.handle?.cancel('smith is shutting down');
       }
       await Promise.all(runs.map((r) => r.done));
+      this.judgeAbort.abort(new Error('smith is shutting down'));
+      await Promise.all([...this.judging]);
       await this.agentsStarted().catch(() => undefined);
       await Promise.all([...this.agents.values()].map((slot) => slot.supervisor?.stop()));
+      await Promise.all([...this.runtimes.values()].map((rt) => rt.close?.().catch(() => undefined)));
       for (const slot of this.agents.values()) {
         for (let i = 0; i < slot.instances.length; i++) this.setInstance(slot, i, 'terminated');
       }

@@ -8,7 +8,9 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StoreError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import { Checkpointer, loadSigningKey, PRIVATE_KEY_FILE } from '../provenance/index.js';
+import { commandJudge, defaultJudges, loadPolicy } from '../council/index.js';
+import { Checkpointer, loadSigningKey, PRIVATE_KEY_FILE, type SigningKey } from '../provenance/index.js';
+import { Governor } from './governance.js';
 import { isAlive } from '../runtime/process/index.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Lease, Store } from '../store/store.js';
@@ -141,6 +143,11 @@ export class Ownership {
   }
 }
 
+function requestReason(data: unknown): string {
+  const reason = (data as { reason?: unknown } | null)?.reason;
+  return typeof reason === 'string' ? reason : '';
+}
+
 /**
  * Serve, once, the requests other processes wrote to the store (cancel, pause, resume, retry).
  * @throws when the store cannot be read (the service crashes and is restarted)
@@ -155,7 +162,12 @@ export async function serveRequestsOnce(store: Store, engine: Engine): Promise<v
       else if (r.action === 'retry') await engine.retry(r.taskId, r.actor);
       // another process recorded a workflow and hands it to this owner (its id is in taskId)
       else if (r.action === 'adopt') await engine.resumeWorkflow(r.taskId, r.actor);
-      else result = `unknown request ${r.action}`;
+      else if (r.action === 'approve') await engine.approve(r.taskId, r.actor);
+      else if (r.action === 'reject') await engine.reject(r.taskId, r.actor, requestReason(r.data));
+      else if (r.action === 'override') {
+        const verdict = (r.data as { verdict?: string } | null)?.verdict === 'reject' ? 'reject' : 'approve';
+        await engine.override(r.taskId, verdict, r.actor, requestReason(r.data));
+      } else result = `unknown request ${r.action}`;
     } catch (err) {
       result = `error: ${(err as Error).message}`;
     }
@@ -185,10 +197,48 @@ export async function openCheckpointer(
   home: string,
   every?: number,
 ): Promise<Checkpointer | undefined> {
+  const key = await loadHomeKey(home);
+  if (!key) return undefined;
+  return new Checkpointer({ store, key, ...(every !== undefined ? { every } : {}) });
+}
+
+/**
+ * The home's signing key (`<home>/keys/private.jwk`), or undefined when the home has none.
+ * @throws ProvenanceError when the key exists but is unreadable, invalid or readable by others
+ */
+export async function loadHomeKey(home: string): Promise<SigningKey | undefined> {
   const dir = keysDir(home);
   if (!existsSync(join(dir, PRIVATE_KEY_FILE))) return undefined;
-  const key = await loadSigningKey(dir);
-  return new Checkpointer({ store, key, ...(every !== undefined ? { every } : {}) });
+  return loadSigningKey(dir);
+}
+
+/**
+ * The governor of a home: worktrees under `<home>/worktrees`, the policy file and command judges
+ * of the config (paths relative to the config file's directory), the four built-in judges.
+ *
+ * @param home - the home folder
+ * @param council - `council:` of `smith.yaml`
+ * @param baseDir - the directory relative paths of the config are resolved against
+ * @throws ConfigError when the policy file is missing or invalid (naming file, line and field)
+ */
+export async function makeGovernor(
+  home: string,
+  council: { policy?: string; judges: { name: string; command: string | string[]; timeoutMs?: number }[] },
+  baseDir: string,
+): Promise<Governor> {
+  const policy =
+    council.policy !== undefined ? await loadPolicy(resolve(baseDir, council.policy)) : undefined;
+  const judges = [
+    ...defaultJudges(),
+    ...council.judges.map((j) =>
+      commandJudge({
+        name: j.name,
+        command: j.command,
+        ...(j.timeoutMs !== undefined ? { timeoutMs: j.timeoutMs } : {}),
+      }),
+    ),
+  ];
+  return new Governor({ worktreesDir: join(home, 'worktrees'), judges, ...(policy ? { policy } : {}) });
 }
 
 /**

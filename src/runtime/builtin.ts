@@ -8,11 +8,12 @@ import { FunctionRuntime } from './function/function-runtime.js';
 import { HttpRuntime } from './http/index.js';
 import { LlmRuntime } from './llm/index.js';
 import { ProcessRuntime } from './process/index.js';
+import { TmuxRuntime } from './tmux/index.js';
 import type { AgentRuntime } from './types.js';
 
 /**
  * A fresh set of every built-in runtime adapter: `process`, `function` (in-process; library API),
- * `http` (remote workers), `llm` (models through the AI SDK), `claude-code`, `codex`, `gemini`. Each call makes new adapters (the
+ * `http` (remote workers), `llm` (models through the AI SDK), `claude-code`, `codex`, `gemini`, `tmux`. Each call makes new adapters (the
  * `http` runtime's circuit breakers are per adapter), so call it once per engine.
  *
  * @returns the adapters, one per kind
@@ -26,5 +27,6 @@ export function builtinRuntimes(): AgentRuntime[] {
     new ClaudeCodeRuntime(),
     new CodexRuntime(),
     new GeminiRuntime(),
+    new TmuxRuntime(),
   ];
 }

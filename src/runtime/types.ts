@@ -184,4 +184,9 @@ export interface AgentRuntime {
   check?(agent: AgentSpec): Promise<void>;
   /** Start one attempt. Never throws for a failure of the agent: that ends `done` as failed. */
   start(ctx: AttemptContext): AttemptHandle;
+  /**
+   * Release what the runtime holds beyond its attempts (the tmux runtime's server). Called by
+   * `Engine.close()` after every attempt has ended. Optional; may be called twice.
+   */
+  close?(): Promise<void>;
 }

@@ -45,6 +45,7 @@ export interface TasksTable {
   cost_usd: number;
   tokens: number;
   session_id: string | null;
+  governance: string | null;
   created_at: number;
   updated_at: number;
   started_at: number | null;
@@ -94,6 +95,14 @@ export interface AuditRecordsTable {
   data: string;
   prev_hash: string;
   hash: string;
+}
+
+/** The `waivers` table: `data` is the waiver as JSON (gates, reason, approvers, expiry, status). */
+export interface WaiversTable {
+  id: string;
+  task_id: string;
+  data: string;
+  created_at: number;
 }
 
 /** The `agents` table. */
@@ -146,4 +155,5 @@ export interface Database {
   agent_instances: AgentInstancesTable;
   leases: LeasesTable;
   requests: RequestsTable;
+  waivers: WaiversTable;
 }

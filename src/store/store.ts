@@ -48,6 +48,8 @@ export type Op =
   | { op: 'event'; taskId: string; attemptId: string | null; type: TaskEventType; data: Json; time?: number }
   | { op: 'audit'; actor: string; action: string; subject: string; data: Json; time?: number }
   | { op: 'upsertAgent'; spec: AgentSpec }
+  /** Record a waiver (`data` is the whole waiver); an existing id is replaced (revocation). */
+  | { op: 'putWaiver'; id: string; taskId: string; data: Json; createdAt: number }
   | { op: 'setInstance'; agent: string; index: number; state: InstanceState; restarts?: number }
   | { op: 'request'; taskId: string; action: RequestAction; actor: string; data?: Json }
   | { op: 'requestDone'; id: number; result: string };
@@ -56,7 +58,8 @@ export type Op =
  * What a person (or another process) asks the engine's owner to do. `adopt` hands over a workflow
  * another process recorded (the request's `taskId` holds the workflow id).
  */
-export type RequestAction = 'cancel' | 'pause' | 'resume' | 'retry' | 'adopt';
+export type RequestAction =
+  'cancel' | 'pause' | 'resume' | 'retry' | 'adopt' | 'approve' | 'reject' | 'override';
 
 /** A pending request. */
 export interface Request {
@@ -145,6 +148,8 @@ export interface Store {
   /** Attempts in these states (recovery). */
   listAttempts(states: AttemptState[]): Promise<(Attempt & { owner: string })[]>;
   getEvents(taskId: string, afterSeq?: number, limit?: number): Promise<TaskEvent[]>;
+  /** Waivers (as recorded JSON) of one task, or of every task; oldest first. */
+  listWaivers(taskId?: string): Promise<{ id: string; taskId: string; data: Json; createdAt: number }[]>;
   /** A task's events of one type, oldest first. */
   eventsOfType(taskId: string, type: TaskEventType): Promise<TaskEvent[]>;
   getWorkflow(id: string): Promise<Workflow | undefined>;

@@ -6,12 +6,20 @@
  * owner left) and acts itself.
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SmithError } from '../../core/errors.js';
 import { canTransitionTask, isTerminalTaskState, TASK_STATES } from '../../core/states.js';
-import type { Task } from '../../core/types.js';
+import type { Json, Task } from '../../core/types.js';
 import { Engine } from '../../engine/engine.js';
-import { keysDir, openHomeStore, ownerIsAlive, Ownership, storeFile } from '../../engine/home.js';
+import {
+  keysDir,
+  loadHomeKey,
+  makeGovernor,
+  openHomeStore,
+  ownerIsAlive,
+  Ownership,
+  storeFile,
+} from '../../engine/home.js';
 import { createKeyPair, PRIVATE_KEY_FILE } from '../../provenance/index.js';
 import { guideTask } from '../../engine/interventions.js';
 import { CONFIG_FILE_NAME, STARTER_CONFIG } from '../../engine/loader/index.js';
@@ -26,6 +34,9 @@ const ACTIONS: Record<string, RequestAction> = {
   pause: 'pause',
   'resume-task': 'resume',
   retry: 'retry',
+  approve: 'approve',
+  reject: 'reject',
+  override: 'override',
 };
 
 function actor(): string {
@@ -55,6 +66,16 @@ function refusal(action: RequestAction, t: Task): string | undefined {
       return isTerminalTaskState(t.state)
         ? undefined
         : `${name} is ${t.state}; only failed, rejected or canceled tasks can be retried`;
+    case 'approve':
+      return t.state === 'awaiting_approval'
+        ? undefined
+        : `${name} is ${t.state}, not awaiting_approval; only a task the council approved in strict mode waits for a person`;
+    case 'reject':
+      return canTransitionTask(t.state, 'rejected')
+        ? undefined
+        : `${name} is ${t.state}; it cannot be rejected now`;
+    case 'override':
+      return t.governance ? undefined : `${name} is not judged by the council; nothing to override`;
     default:
       return undefined;
   }
@@ -81,7 +102,12 @@ async function waitForOwner(
 }
 
 /** `smith cancel|pause|resume-task|retry ID`. */
-export async function controlCommand(ctx: Context, verb: string, id: string): Promise<number> {
+export async function controlCommand(
+  ctx: Context,
+  verb: string,
+  id: string,
+  extra: { reason?: string; verdict?: 'approve' | 'reject' } = {},
+): Promise<number> {
   const action = ACTIONS[verb];
   if (!action) throw new SmithError('INVALID_ARGUMENT', `unknown verb ${verb}`);
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
@@ -95,7 +121,9 @@ export async function controlCommand(ctx: Context, verb: string, id: string): Pr
     let via: string;
     const owner = await ownerIsAlive(store);
     if (owner) {
-      await store.commit([{ op: 'request', taskId: task.id, action, actor: actor() }]);
+      await store.commit([
+        { op: 'request', taskId: task.id, action, actor: actor(), data: { ...extra } as Json },
+      ]);
       const waited = await waitForOwner(store, task.id, task, 10_000);
       after = waited.task;
       via = waited.served
@@ -106,17 +134,28 @@ export async function controlCommand(ctx: Context, verb: string, id: string): Pr
       }
     } else {
       const ownership = await Ownership.acquire(store, ctx.home, () => undefined);
+      const signingKey = await loadHomeKey(ctx.home);
       const engine = new Engine({
         store,
         runtimes: builtinRuntimes(),
         agents: [],
         home: ctx.home,
         owner: ownership.owner,
+        governor: await makeGovernor(
+          ctx.home,
+          ctx.config.council,
+          ctx.configFile ? dirname(ctx.configFile) : ctx.cwd,
+        ),
+        ...(signingKey ? { signingKey } : {}),
       });
       try {
         if (action === 'cancel') after = await engine.cancel(task.id, actor());
         else if (action === 'pause') after = await engine.pause(task.id, actor());
         else if (action === 'resume') after = await engine.resumeTask(task.id, actor());
+        else if (action === 'approve') after = await engine.approve(task.id, actor());
+        else if (action === 'reject') after = await engine.reject(task.id, actor(), extra.reason ?? '');
+        else if (action === 'override')
+          after = await engine.override(task.id, extra.verdict ?? 'approve', actor(), extra.reason ?? '');
         else after = await engine.retry(task.id, actor());
         await engine.close();
       } finally {
@@ -124,6 +163,8 @@ export async function controlCommand(ctx: Context, verb: string, id: string): Pr
       }
       via = 'no smith process owns this home; recorded it directly';
       if (action === 'retry' || action === 'resume') via += '. Run "smith resume" to run it';
+      if (after.state === 'completed' && after.workflowId)
+        via += '. Run "smith resume" to run the tasks that need it';
     }
     if (ctx.json) {
       process.stdout.write(

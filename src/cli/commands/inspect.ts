@@ -84,6 +84,7 @@ function taskJson(t: Task): Record<string, unknown> {
     tokens: t.tokens,
     session_id: t.sessionId,
     budget: t.budget,
+    governance: t.governance,
     created_at: new Date(t.createdAt).toISOString(),
     started_at: t.startedAt === null ? null : new Date(t.startedAt).toISOString(),
     ended_at: t.endedAt === null ? null : new Date(t.endedAt).toISOString(),
@@ -239,6 +240,23 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
       out.push(`  spend      ${formatSpend(t.costUsd, t.tokens)}${cap}`);
     }
     if (t.sessionId) out.push(`  session    ${t.sessionId}`);
+    if (t.governance) {
+      const g = t.governance;
+      const v = g.verdict
+        ? `${g.verdict.decision} ${g.verdict.score.toFixed(2)}/${g.verdict.threshold}`
+        : 'not judged yet';
+      const applied =
+        g.applied === true
+          ? `applied ${g.appliedSha?.slice(0, 12) ?? ''}`
+          : g.applied === false
+            ? 'not applied'
+            : '';
+      out.push(
+        `  council    ${v}${g.rounds ? `, ${g.rounds} revise round(s)` : ''}    mode ${g.mode}    ${applied}`,
+      );
+      if (g.branch)
+        out.push(`  branch     ${g.branch} onto ${g.base ?? '?'}${g.worktree ? `  (${g.worktree})` : ''}`);
+    }
     out.push(`  prompt     ${firstLine(t.prompt, 100)}`);
     out.push('');
     out.push('attempts:');
@@ -278,9 +296,13 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
                     ? `${d.isError ? 'error: ' : ''}${String(d.output ?? '')}`
                     : e.type === 'file_change'
                       ? `${String(d.kind)} ${String(d.path)}`
-                      : e.type === 'usage'
-                        ? usageText(d)
-                        : JSON.stringify(d);
+                      : e.type === 'verdict'
+                        ? `${String(d.decision)} ${Number(d.score).toFixed(2)}/${String(d.threshold)}: ${(d.reasons as string[] | undefined)?.join(' ') ?? ''}`
+                        : e.type === 'guidance'
+                          ? `(${String(d.from)}) ${String(d.text)}`
+                          : e.type === 'usage'
+                            ? usageText(d)
+                            : JSON.stringify(d);
       out.push(
         `  ${new Date(e.time).toISOString().slice(11, 23)}  ${e.type.padEnd(8)} ${firstLine(text, 100)}`,
       );

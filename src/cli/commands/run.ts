@@ -9,7 +9,10 @@ import { parseDuration } from '../../core/schema/index.js';
 import type { AgentSpec, Workflow, WorkflowSpec } from '../../core/types.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
 import { Engine, workflowRecords, type EngineOptions } from '../../engine/engine.js';
+import type { Governor } from '../../engine/governance.js';
 import {
+  loadHomeKey,
+  makeGovernor,
   openCheckpointer,
   openHomeStore,
   ownerIsAlive,
@@ -79,9 +82,17 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
   const late: { engine?: Engine } = {};
   let ownership: Ownership;
   let checkpointer: Awaited<ReturnType<typeof openCheckpointer>>;
+  let signingKey: Awaited<ReturnType<typeof loadHomeKey>>;
+  let governor: Governor;
   try {
-    // a key readable by others is refused before anything runs
+    // a key readable by others, or a bad policy file, is refused before anything runs
     checkpointer = await openCheckpointer(store, ctx.home);
+    signingKey = await loadHomeKey(ctx.home);
+    governor = await makeGovernor(
+      ctx.home,
+      ctx.config.council,
+      ctx.configFile ? dirname(ctx.configFile) : ctx.cwd,
+    );
     ownership = await Ownership.acquire(store, ctx.home, (err) => {
       process.stderr.write(`smith: ${err.message}; stopping\n`);
       void late.engine?.close({ force: true });
@@ -104,6 +115,8 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
     owner: ownership.owner,
     concurrency: concurrency ?? ctx.config.engine.concurrency,
     ...engineLimits(ctx),
+    governor,
+    ...(signingKey ? { signingKey } : {}),
   });
   late.engine = engine;
   const services = await startEngineServices(

@@ -7,7 +7,7 @@
  * `file:line:col: path: expected …, found …`; see {@link smithErrorMap} for the rest.
  */
 import { z } from 'zod';
-import type { AgentSpec, Budget, Json } from '../types.js';
+import type { AgentSpec, Budget, ExecutionMode, Json } from '../types.js';
 import { DEFAULT_PRIORITY } from '../types.js';
 import { BYTES_EXPECTED, DURATION_EXPECTED, checkBytes, checkDuration } from './duration.js';
 
@@ -62,6 +62,13 @@ export interface SmithConfig {
   prices: Record<string, ModelPrice>;
   /** Per-runtime settings by runtime name: `concurrency` caps attempts of that runtime at once. Default `{}`. */
   runtimes: Record<string, { concurrency?: number }>;
+  /** Default execution mode of tasks that the council judges. Default `auto`. */
+  mode: ExecutionMode;
+  /** The council: a policy file (path as written; the loader resolves it) and command judges. */
+  council: {
+    policy?: string;
+    judges: { name: string; command: string | string[]; timeoutMs?: number }[];
+  };
 }
 
 /** An agent as its schema outputs it: everything but `name`, which comes from its key. */
@@ -328,6 +335,12 @@ export const budgetSchema = strictFields(
     return out;
   });
 
+/** An execution mode: `strict`, `auto` or `dry-run`. */
+export const modeSchema = z.enum(['strict', 'auto', 'dry-run'], {
+  error:
+    'expected strict (a person approves after the council), auto (applied when the council approves) or dry-run (judged, never applied)',
+});
+
 /**
  * The price of a model in USD per million tokens (`input`, `output`, and optionally `cache_read`,
  * `cache_write`; these default to `input`). Used to price `usage` events that come without a cost.
@@ -543,6 +556,30 @@ export const configSchema = z.preprocess(
           error: recordError('expected a map of model prices (model: {input, output})'),
         }),
       ),
+      mode: modeSchema.optional(),
+      council: nullAsAbsent(
+        strictFields(
+          {
+            policy: z.string({ error: 'expected the path of a policy file' }).min(1).optional(),
+            judges: z
+              .array(
+                strictFields(
+                  {
+                    name: nameSchema('a judge'),
+                    command: z.union([z.string().min(1), z.array(z.string()).min(1)], {
+                      error: 'expected a shell command or an argv list',
+                    }),
+                    timeout: durationSchema(true).optional(),
+                  },
+                  'a command judge',
+                ),
+                { error: 'expected a list of command judges ({name, command, timeout})' },
+              )
+              .optional(),
+          },
+          'the council section',
+        ),
+      ),
       runtimes: nullAsAbsent(
         z.record(
           z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: 'expected a runtime name such as "claude-code"' }),
@@ -565,6 +602,15 @@ export const configSchema = z.preprocess(
       store: { synchronous: raw.store?.synchronous ?? 'FULL' },
       prices: raw.prices ?? {},
       runtimes: raw.runtimes ?? {},
+      mode: raw.mode ?? 'auto',
+      council: {
+        judges: (raw.council?.judges ?? []).map((j) => ({
+          name: j.name,
+          command: j.command,
+          ...(j.timeout !== undefined ? { timeoutMs: j.timeout } : {}),
+        })),
+        ...(raw.council?.policy !== undefined ? { policy: raw.council.policy } : {}),
+      },
     };
     if (raw.budget !== undefined) config.budget = raw.budget;
     return config;

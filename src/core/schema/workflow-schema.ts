@@ -4,11 +4,12 @@
  * and agents are applied (the loader does that). Pure: no I/O.
  */
 import { z } from 'zod';
-import type { AgentSpec, Budget, TaskSpec } from '../types.js';
+import type { AgentSpec, Budget, ExecutionMode, TaskSpec } from '../types.js';
 import {
   agentNameSchema,
   agentsSchema,
   budgetSchema,
+  modeSchema,
   capabilitiesSchema,
   durationSchema,
   envSchema,
@@ -25,6 +26,8 @@ import {
 export type WorkflowFileTask = Omit<TaskSpec, 'retries' | 'priority'> & {
   retries?: number;
   priority?: number;
+  /** `spec:` as written (a file path or a map); the loader reads and validates it into `spec`. */
+  rawSpec?: string | Record<string, unknown>;
 };
 
 /** A workflow file after validation, before the config is applied. */
@@ -37,6 +40,8 @@ export interface WorkflowFile {
   tasks: WorkflowFileTask[];
   /** The workflow's spend cap. */
   budget?: Budget;
+  /** Default execution mode of its tasks. */
+  mode?: ExecutionMode;
 }
 
 const taskShape = {
@@ -63,6 +68,22 @@ const taskShape = {
     .optional(),
   env: nullAsAbsent(envSchema),
   budget: nullAsAbsent(budgetSchema),
+  mode: modeSchema.optional(),
+  workspace: z
+    .enum(['worktree', 'none'], {
+      error: 'expected worktree (run in its own git worktree and branch) or none',
+    })
+    .optional(),
+  repo: z
+    .string({ error: 'expected the path of a git repository (relative to the workflow file)' })
+    .min(1, { error: 'expected the path of a git repository (relative to the workflow file)' })
+    .optional(),
+  spec: z
+    .union([z.string().min(1), z.record(z.string(), z.unknown())], {
+      error:
+        'expected a working spec: a file path (relative to the workflow file) or the spec itself as a map',
+    })
+    .optional(),
   trigger: z
     .enum(['all_success', 'all_done'], {
       error: 'expected all_success (run when every need completed) or all_done (run when every need ended)',
@@ -103,6 +124,10 @@ function toTask(key: string, t: RawTask): WorkflowFileTask {
   if (t.env !== undefined) out.env = t.env;
   if (t.trigger !== undefined) out.trigger = t.trigger;
   if (t.budget !== undefined) out.budget = t.budget;
+  if (t.mode !== undefined) out.mode = t.mode;
+  if (t.workspace === 'worktree') out.workspace = 'worktree';
+  if (t.repo !== undefined) out.repo = t.repo;
+  if (t.spec !== undefined) out.rawSpec = t.spec as string | Record<string, unknown>;
   return out;
 }
 
@@ -176,6 +201,7 @@ export const workflowFileSchema = strictFields(
       .optional(),
     agents: nullAsAbsent(agentsSchema),
     budget: nullAsAbsent(budgetSchema),
+    mode: modeSchema.optional(),
     tasks: tasksSchema,
   },
   'a workflow',
@@ -183,5 +209,6 @@ export const workflowFileSchema = strictFields(
   const out: WorkflowFile = { agents: raw.agents ?? {}, tasks: raw.tasks };
   if (raw.name !== undefined) out.name = raw.name.trim();
   if (raw.budget !== undefined) out.budget = raw.budget;
+  if (raw.mode !== undefined) out.mode = raw.mode;
   return out;
 });

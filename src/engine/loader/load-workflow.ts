@@ -2,12 +2,14 @@
  * Reads workflow files (and workflow objects from the API) into validated {@link WorkflowSpec}s:
  * schema, then the config's agents and defaults, then the DAG and routing checks.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkDag, checkRouting, smithErrorMap, workflowFileSchema } from '../../core/schema/index.js';
 import type { SmithConfig, WorkflowProblem } from '../../core/schema/index.js';
 import { ConfigError, NonRetryableError, WorkflowValidationError } from '../../core/errors.js';
-import type { AgentSpec, TaskSpec, WorkflowSpec } from '../../core/types.js';
+import type { AgentSpec, Json, TaskSpec, WorkflowSpec } from '../../core/types.js';
+import { parseWorkingSpec, parseWorkingSpecText, type WorkingSpec } from '../../council/index.js';
 import {
   invalidFileError,
   issuesToProblems,
@@ -168,13 +170,16 @@ function buildWorkflow(data: unknown, place: BuildPlace, config: SmithConfig): W
     agents[name] = agent;
   }
 
-  const tasks: TaskSpec[] = wf.tasks.map((t) => {
+  const tasks: TaskSpec[] = wf.tasks.map(({ rawSpec, ...t }) => {
     const task: TaskSpec = {
       ...t,
       needs: [...new Set(t.needs)],
       retries: t.retries ?? config.defaults.retries,
       priority: t.priority ?? config.defaults.priority,
     };
+    if (t.workspace === 'worktree' || rawSpec !== undefined) task.mode = t.mode ?? wf.mode ?? config.mode;
+    if (t.repo !== undefined) task.repo = path.resolve(place.dir, t.repo);
+    if (rawSpec !== undefined) task.spec = readTaskSpec(rawSpec, place.dir, t.key) as unknown as Json;
     const agentTimeout = t.agent === undefined ? undefined : agents[t.agent]?.timeoutMs;
     if (task.timeoutMs === undefined && agentTimeout !== undefined) task.timeoutMs = agentTimeout;
     if (t.workdir !== undefined) task.workdir = path.resolve(place.dir, t.workdir);
@@ -205,6 +210,7 @@ function buildWorkflow(data: unknown, place: BuildPlace, config: SmithConfig): W
   }
   const spec: WorkflowSpec = { name: name ?? 'workflow', dir: place.dir, agents, tasks };
   if (wf.budget !== undefined) spec.budget = wf.budget;
+  if (wf.mode !== undefined) spec.mode = wf.mode;
   if (place.absFile !== undefined) spec.file = place.absFile;
   return spec;
 }
@@ -214,4 +220,23 @@ function toDataPath(p: (string | number)[], rawTasks: unknown): PathSegment[] {
   if (!Array.isArray(rawTasks) || p[0] !== 'tasks' || p.length < 2) return p;
   const index = rawTasks.findIndex((t) => (t as { key?: unknown } | null)?.key === p[1]);
   return index < 0 ? p : ['tasks', index, ...p.slice(2)];
+}
+
+/**
+ * A task's `spec:`: a file (relative to the workflow's directory) or the spec itself, validated.
+ * @throws ConfigError naming the file, line and field (or the task) of the problem
+ */
+function readTaskSpec(raw: string | Record<string, unknown>, dir: string, key: string): WorkingSpec {
+  if (typeof raw !== 'string') return parseWorkingSpec(raw, `the spec of task ${key}`);
+  const file = path.resolve(dir, raw);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `task ${key}: working spec ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); fix "spec:" or write the file`,
+      { context: { task: key, file } },
+    );
+  }
+  return parseWorkingSpecText(text, file);
 }

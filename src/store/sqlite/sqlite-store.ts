@@ -26,6 +26,7 @@ import type {
   Task,
   TaskEvent,
   TaskEventType,
+  TaskGovernance,
   TaskTrigger,
   TokenUsage,
   Workflow,
@@ -128,11 +129,12 @@ const TASK_FIELDS = fieldSet(
     costUsd: 'cost_usd',
     tokens: 'tokens',
     sessionId: 'session_id',
+    governance: 'governance',
     updatedAt: 'updated_at',
     startedAt: 'started_at',
     endedAt: 'ended_at',
   },
-  ['capabilities', 'needs', 'env', 'budget'],
+  ['capabilities', 'needs', 'env', 'budget', 'governance'],
 );
 
 const ATTEMPT_FIELDS = fieldSet(
@@ -193,6 +195,7 @@ const TASK_ROW_COLS = [
   'cost_usd',
   'tokens',
   'session_id',
+  'governance',
   'created_at',
   'updated_at',
   'started_at',
@@ -254,6 +257,7 @@ function pushTask(out: unknown[], t: Task): void {
     sqliteValue(t.costUsd ?? 0),
     sqliteValue(t.tokens ?? 0),
     sqliteValue(t.sessionId ?? null),
+    sqliteValue(t.governance ? JSON.stringify(t.governance) : null),
     sqliteValue(t.createdAt),
     sqliteValue(t.updatedAt),
     sqliteValue(t.startedAt),
@@ -313,6 +317,7 @@ function rowToTask(r: Row): Task {
     costUsd: Number(r.cost_usd ?? 0),
     tokens: Number(r.tokens ?? 0),
     sessionId: (r.session_id as string | null) ?? null,
+    governance: r.governance == null ? null : (JSON.parse(r.governance as string) as TaskGovernance),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
     startedAt: r.started_at == null ? null : Number(r.started_at),
@@ -947,6 +952,17 @@ export class SqliteStore implements Store {
         this.buffered(this.auditRows, null, settled);
         return true;
       }
+      case 'putWaiver': {
+        const data = JSON.stringify(op.data);
+        const params = [op.id, op.taskId, data, op.createdAt, data].map(sqliteValue);
+        this.run('putWaiver', params, () =>
+          this.kysely
+            .insertInto('waivers')
+            .values({ id: op.id, task_id: op.taskId, data, created_at: op.createdAt })
+            .onConflict((oc) => oc.column('id').doUpdateSet({ data })),
+        );
+        return true;
+      }
       case 'upsertAgent': {
         const spec = JSON.stringify(op.spec);
         const params = [op.spec.name, spec, now, spec, now].map(sqliteValue);
@@ -1132,6 +1148,22 @@ export class SqliteStore implements Store {
       this.kysely.selectFrom('attempts').selectAll().where('state', 'in', states),
     );
     return Promise.resolve(rows.map(rowToAttempt));
+  }
+
+  listWaivers(taskId?: string): Promise<{ id: string; taskId: string; data: Json; createdAt: number }[]> {
+    const params = taskId === undefined ? [] : [sqliteValue(taskId)];
+    const rows = this.all(`listWaivers:${params.length}`, params, () => {
+      const q = this.kysely.selectFrom('waivers').selectAll().orderBy('created_at').orderBy('id');
+      return taskId === undefined ? q : q.where('task_id', '=', taskId);
+    });
+    return Promise.resolve(
+      rows.map((r) => ({
+        id: r.id as string,
+        taskId: r.task_id as string,
+        data: JSON.parse(r.data as string) as Json,
+        createdAt: Number(r.created_at),
+      })),
+    );
   }
 
   eventsOfType(taskId: string, type: TaskEventType): Promise<TaskEvent[]> {

@@ -1,0 +1,159 @@
+/**
+ * End-to-end: governance through the `smith` command on real git repositories: a task works in
+ * its own worktree, the four judges judge its branch, and the change is applied (auto), waits for
+ * a person (strict), or is never applied (dry-run); a change out of scope is rejected; a change
+ * with a placeholder is sent back and rejected when the rounds run out. Trailers, the signed
+ * verdict in a git note, and the audit trail are checked.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Sandbox, byKey, lastJson, tasksJson, waitFor, type RunSummaryJson } from './fixtures/smith-cli.js';
+
+const GIT_ENV = {
+  GIT_AUTHOR_NAME: 'Test',
+  GIT_AUTHOR_EMAIL: 'test@localhost',
+  GIT_COMMITTER_NAME: 'Test',
+  GIT_COMMITTER_EMAIL: 'test@localhost',
+};
+
+let box: Sandbox;
+let repo: string;
+
+function git(...args: string[]): string {
+  return execFileSync('git', args, {
+    cwd: repo,
+    env: { ...process.env, ...GIT_ENV },
+    encoding: 'utf8',
+  }).trim();
+}
+
+beforeEach(async () => {
+  box = new Sandbox();
+  repo = join(box.dir, 'repo');
+  mkdirSync(repo);
+  git('init', '-q', '-b', 'main');
+  writeFileSync(join(repo, 'README.md'), '# demo\n');
+  git('add', '-A');
+  git('commit', '-q', '-m', 'initial');
+  expect((await box.run(['init'])).code).toBe(0);
+});
+afterEach(async () => {
+  const left = box.processes();
+  await box.cleanup();
+  expect(left, 'agent processes left behind').toEqual([]);
+});
+
+/** A workflow file in the repository with one `sh` task in a worktree. */
+function workflow(prompt: string[], extra: string[] = []): string {
+  const file = join(repo, 'wf.yaml');
+  writeFileSync(
+    file,
+    [
+      'name: governed',
+      'agents:',
+      '  sh:',
+      '    runtime: process',
+      '    command: ["sh", "-c", "{prompt}"]',
+      '    kill_grace: 1s',
+      'tasks:',
+      '  change:',
+      '    agent: sh',
+      '    workspace: worktree',
+      '    spec: {id: GREET-1, title: a greeting, risk_tier: 2, scope: {in: ["greeting.txt", "src/**"]}}',
+      ...extra,
+      '    prompt: |',
+      ...prompt.map((l) => `      ${l}`),
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+describe('governed tasks', () => {
+  it('auto: judged, merged into main with trailers and a signed verdict note; verify checks the signature', async () => {
+    const wf = workflow(['echo hello > greeting.txt']);
+    const r = await box.run(['run', wf, '--json'], { env: GIT_ENV });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const t = byKey(lastJson<RunSummaryJson>(r)).change!;
+    expect(t.state).toBe('completed');
+    // the change is on main, in a merge commit carrying the provenance trailers
+    expect(git('show', 'main:greeting.txt')).toBe('hello');
+    const message = git('log', '-1', '--format=%B', 'main');
+    expect(message).toContain(`Smith-Task: ${t.id}`);
+    expect(message).toContain('Smith-Agent: sh');
+    expect(message).toMatch(/Smith-Verdict: approve /);
+    expect(message).toMatch(/Smith-Audit: [0-9a-f]{64}/);
+    expect(git('notes', '--ref', 'refs/notes/smith', 'show', 'main')).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    // the main checkout itself was not touched by the agent: it worked in its own worktree
+    const detail = await box.json<{ events: { type: string; data: Record<string, unknown> }[] }>([
+      'task',
+      t.id,
+    ]);
+    expect(detail.value.events.some((e) => e.type === 'verdict' && e.data.decision === 'approve')).toBe(true);
+    const v = await box.run(['audit', 'verify']);
+    expect(v.code, v.stdout).toBe(0);
+    expect(v.stdout).toMatch(/1 verdict\(s\)/);
+  });
+
+  it('a change outside the spec scope is rejected naming the path; main is unchanged and the branch is kept', async () => {
+    const wf = workflow(['echo hello > greeting.txt', 'echo oops > secret-notes.txt']);
+    const r = await box.run(['run', wf, '--json'], { env: GIT_ENV });
+    expect(r.code).toBe(1);
+    const t = byKey(lastJson<RunSummaryJson>(r)).change!;
+    expect(t.state).toBe('rejected');
+    expect(t.reason).toMatch(/secret-notes\.txt/);
+    expect(git('rev-list', '--count', 'main')).toBe('1');
+    expect(git('show', `smith/${t.id}:secret-notes.txt`)).toBe('oops');
+  });
+
+  it('a placeholder is sent back to the agent with the reasons, and rejected when the rounds run out', async () => {
+    const wf = workflow([
+      'mkdir -p src',
+      'printf "export function f() {\\n  // TODO: write it\\n  return 1;\\n}\\n" > src/f.ts',
+    ]);
+    const r = await box.run(['run', wf, '--json'], { env: GIT_ENV });
+    expect(r.code).toBe(1);
+    const t = byKey(lastJson<RunSummaryJson>(r)).change!;
+    expect(t.state).toBe('rejected');
+    // the first attempt and two revise rounds
+    expect(t.attempts).toBe(3);
+    expect(t.reason).toMatch(/placeholder|TODO/i);
+    const detail = await box.json<{ events: { type: string; data: Record<string, unknown> }[] }>([
+      'task',
+      t.id,
+    ]);
+    const guidance = detail.value.events.filter((e) => e.type === 'guidance');
+    expect(guidance.length).toBe(2);
+    expect(String(guidance[0]!.data.text)).toMatch(/council asked for changes/);
+  });
+
+  it('dry-run: judged and completed, never applied', async () => {
+    const wf = workflow(['echo hello > greeting.txt'], ['    mode: dry-run']);
+    const r = await box.run(['run', wf, '--json'], { env: GIT_ENV });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const t = byKey(lastJson<RunSummaryJson>(r)).change!;
+    expect(t.state).toBe('completed');
+    expect(git('rev-list', '--count', 'main')).toBe('1');
+    expect(existsSync(join(repo, 'greeting.txt'))).toBe(false);
+    const detail = await box.json<{ governance: { applied: boolean } | null }>(['task', t.id]);
+    expect(detail.value.governance?.applied).toBe(false);
+  });
+
+  it('strict: waits in awaiting_approval until smith approve from another terminal applies it', async () => {
+    const wf = workflow(['echo hello > greeting.txt'], ['    mode: strict']);
+    const run = box.start(['run', wf, '--json'], { env: GIT_ENV });
+    const waiting = await waitFor('the task to await approval', async () => {
+      const rows = await tasksJson(box, ['--state', 'awaiting_approval']);
+      return rows[0];
+    });
+    expect(git('rev-list', '--count', 'main')).toBe('1');
+    const approve = await box.run(['approve', waiting.id], { env: GIT_ENV });
+    expect(approve.code, approve.stdout + approve.stderr).toBe(0);
+    const done = await run.done;
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect(git('show', 'main:greeting.txt')).toBe('hello');
+    expect(git('log', '-1', '--format=%B', 'main')).toContain(`Smith-Task: ${waiting.id}`);
+  });
+});
