@@ -61,6 +61,8 @@ describe('configSchema', () => {
       store: { synchronous: 'FULL' },
       prices: {},
       runtimes: {},
+      mode: 'auto',
+      council: { judges: [] },
     };
     expect(configSchema.parse(null)).toStrictEqual(expected);
     expect(configSchema.parse(undefined)).toStrictEqual(expected);
@@ -130,6 +132,8 @@ describe('configSchema', () => {
       store: { synchronous: 'NORMAL' },
       prices: {},
       runtimes: {},
+      mode: 'auto',
+      council: { judges: [] },
     });
   });
 

@@ -220,7 +220,7 @@ describe('loadWorkflow', () => {
       ]);
       expect(lines[1]).toBe(
         `  ${file}:5:5: tasks.test.need: unknown field "need" in a task; did you mean "needs"? ` +
-          '(fields: agent, capabilities, prompt, needs, timeout, retries, priority, workdir, env, budget, trigger)',
+          '(fields: agent, capabilities, prompt, needs, timeout, retries, priority, workdir, env, budget, mode, workspace, repo, spec, trigger)',
       );
     });
 
@@ -282,7 +282,7 @@ describe('loadWorkflow', () => {
         `  ${file}:6:3: tasks.a: a task needs "agent:" (the agent to run it on) or "capabilities:" (to run it on any agent that has them), or both`,
         `  ${file}:8:26: tasks.b.prompt: expected a non-empty prompt (the text or command the task runs), found ""`,
         `  ${file}:8:39: tasks.b.env.A: expected a string value (quote it: "..."), found a list`,
-        `  ${file}:9:1: extra: unknown field "extra" in a workflow (fields: name, agents, budget, tasks)`,
+        `  ${file}:9:1: extra: unknown field "extra" in a workflow (fields: name, agents, budget, mode, tasks)`,
       ]);
       expect((err as ConfigError).context['problems']).toHaveLength(6);
       expect(lines[lines.length - 1]).toBe('fix these and run again');
