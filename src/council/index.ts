@@ -91,4 +91,6 @@ export { integrationJudge } from './judges/integration.js';
 export { COMMAND_JUDGE_STDOUT_LIMIT, commandJudge, judgeInput } from './judges/command.js';
 export type { CommandJudgeOptions } from './judges/command.js';
 export { defaultJudges, runCouncil } from './council.js';
+export { llmJudge, LLM_JUDGE_DIFF_CHARS, LLM_VERDICT_SCHEMA } from './judges/llm.js';
+export type { LlmJudgeOptions } from './judges/llm.js';
 export type { CouncilRun, RunCouncilOptions } from './council.js';

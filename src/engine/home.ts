@@ -8,7 +8,8 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StoreError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import { commandJudge, defaultJudges, loadPolicy } from '../council/index.js';
+import { commandJudge, defaultJudges, llmJudge, loadPolicy } from '../council/index.js';
+import type { JudgeConfig } from '../core/schema/index.js';
 import { Checkpointer, loadSigningKey, PRIVATE_KEY_FILE, type SigningKey } from '../provenance/index.js';
 import { Governor } from './governance.js';
 import { isAlive } from '../runtime/process/index.js';
@@ -223,7 +224,7 @@ export async function loadHomeKey(home: string): Promise<SigningKey | undefined>
  */
 export async function makeGovernor(
   home: string,
-  council: { policy?: string; judges: { name: string; command: string | string[]; timeoutMs?: number }[] },
+  council: { policy?: string; judges: JudgeConfig[] },
   baseDir: string,
 ): Promise<Governor> {
   const policy =
@@ -231,11 +232,21 @@ export async function makeGovernor(
   const judges = [
     ...defaultJudges(),
     ...council.judges.map((j) =>
-      commandJudge({
-        name: j.name,
-        command: j.command,
-        ...(j.timeoutMs !== undefined ? { timeoutMs: j.timeoutMs } : {}),
-      }),
+      j.model !== undefined
+        ? llmJudge({
+            name: j.name,
+            model: {
+              model: j.model,
+              ...(j.provider !== undefined ? { provider: j.provider } : {}),
+              ...(j.baseUrl !== undefined ? { baseUrl: j.baseUrl } : {}),
+              ...(j.apiKeyEnv !== undefined ? { apiKeyEnv: j.apiKeyEnv } : {}),
+            },
+          })
+        : commandJudge({
+            name: j.name,
+            command: j.command ?? [],
+            ...(j.timeoutMs !== undefined ? { timeoutMs: j.timeoutMs } : {}),
+          }),
     ),
   ];
   return new Governor({ worktreesDir: join(home, 'worktrees'), judges, ...(policy ? { policy } : {}) });

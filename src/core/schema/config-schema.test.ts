@@ -14,6 +14,34 @@ function issues(input: unknown): { path: string; message: string }[] {
   return r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
 }
 
+describe('the council section', () => {
+  it('reads command and model judges, and refuses a judge that is both or neither', () => {
+    const c = configSchema.parse({
+      mode: 'strict',
+      council: {
+        policy: 'policy.yaml',
+        judges: [
+          { name: 'lint', command: 'npm run lint', timeout: '2m' },
+          { name: 'reviewer', model: 'gpt-4o-mini', base_url: 'http://127.0.0.1:9/v1', api_key_env: 'K' },
+        ],
+      },
+    });
+    expect(c.mode).toBe('strict');
+    expect(c.council).toEqual({
+      policy: 'policy.yaml',
+      judges: [
+        { name: 'lint', command: 'npm run lint', timeoutMs: 120_000 },
+        { name: 'reviewer', model: 'gpt-4o-mini', baseUrl: 'http://127.0.0.1:9/v1', apiKeyEnv: 'K' },
+      ],
+    });
+    expect(issues({ council: { judges: [{ name: 'x' }] } })[0]?.message).toMatch(/either "command"/);
+    expect(issues({ council: { judges: [{ name: 'x', command: 'a', model: 'm' }] } })[0]?.message).toMatch(
+      /either "command"/,
+    );
+    expect(issues({ mode: 'yolo' })[0]?.message).toMatch(/strict .* auto .* dry-run/);
+  });
+});
+
 describe('budgets, prices and runtimes', () => {
   it('reads a budget, prices and runtime caps', () => {
     const config = configSchema.parse({

@@ -67,7 +67,7 @@ export interface SmithConfig {
   /** The council: a policy file (path as written; the loader resolves it) and command judges. */
   council: {
     policy?: string;
-    judges: { name: string; command: string | string[]; timeoutMs?: number }[];
+    judges: JudgeConfig[];
   };
 }
 
@@ -335,6 +335,21 @@ export const budgetSchema = strictFields(
     return out;
   });
 
+/**
+ * A judge added to the council in `smith.yaml`: a `command` judge (a program that reads the
+ * context JSON and prints a verdict) or a model (`model`, with `provider`, `base_url`,
+ * `api_key_env` as an `llm` agent).
+ */
+export interface JudgeConfig {
+  name: string;
+  command?: string | string[];
+  timeoutMs?: number;
+  model?: string;
+  provider?: string;
+  baseUrl?: string;
+  apiKeyEnv?: string;
+}
+
 /** An execution mode: `strict`, `auto` or `dry-run`. */
 export const modeSchema = z.enum(['strict', 'auto', 'dry-run'], {
   error:
@@ -566,13 +581,24 @@ export const configSchema = z.preprocess(
                 strictFields(
                   {
                     name: nameSchema('a judge'),
-                    command: z.union([z.string().min(1), z.array(z.string()).min(1)], {
-                      error: 'expected a shell command or an argv list',
-                    }),
+                    command: z
+                      .union([z.string().min(1), z.array(z.string()).min(1)], {
+                        error: 'expected a shell command or an argv list',
+                      })
+                      .optional(),
                     timeout: durationSchema(true).optional(),
+                    model: z.string({ error: 'expected a model name' }).min(1).optional(),
+                    provider: z.string({ error: 'expected a provider name' }).min(1).optional(),
+                    base_url: z.url({ error: 'expected a URL' }).optional(),
+                    api_key_env: z
+                      .string()
+                      .regex(ENV_NAME_PATTERN, { error: 'expected the name of an environment variable' })
+                      .optional(),
                   },
-                  'a command judge',
-                ),
+                  'a judge',
+                ).refine((j) => (j.command === undefined) !== (j.model === undefined), {
+                  error: 'expected either "command" (a command judge) or "model" (a model judge), not both',
+                }),
                 { error: 'expected a list of command judges ({name, command, timeout})' },
               )
               .optional(),
@@ -604,11 +630,16 @@ export const configSchema = z.preprocess(
       runtimes: raw.runtimes ?? {},
       mode: raw.mode ?? 'auto',
       council: {
-        judges: (raw.council?.judges ?? []).map((j) => ({
-          name: j.name,
-          command: j.command,
-          ...(j.timeout !== undefined ? { timeoutMs: j.timeout } : {}),
-        })),
+        judges: (raw.council?.judges ?? []).map((j) => {
+          const out: JudgeConfig = { name: j.name };
+          if (j.command !== undefined) out.command = j.command;
+          if (j.timeout !== undefined) out.timeoutMs = j.timeout;
+          if (j.model !== undefined) out.model = j.model;
+          if (j.provider !== undefined) out.provider = j.provider;
+          if (j.base_url !== undefined) out.baseUrl = j.base_url;
+          if (j.api_key_env !== undefined) out.apiKeyEnv = j.api_key_env;
+          return out;
+        }),
         ...(raw.council?.policy !== undefined ? { policy: raw.council.policy } : {}),
       },
     };
