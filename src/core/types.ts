@@ -150,6 +150,13 @@ export interface AgentSpec {
   apiKeyEnv?: string;
   /** `llm`: a JSON Schema the answer must match (structured output); the output is its JSON. */
   outputSchema?: Json;
+  /**
+   * Files (relative to the repository) copied into a task's worktree before its agent runs (`.env`);
+   * never committed. For tasks with `workspace: worktree`.
+   */
+  envFiles?: string[];
+  /** Commands run (`sh -c`) in a new worktree before its agent runs (`npm ci`). */
+  setup?: string[];
 }
 
 /**

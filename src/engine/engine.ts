@@ -1061,7 +1061,7 @@ export class Engine {
   /** Lease the task's worktree and record where it is; returns the attempt's working directory. */
   private async prepareWorktree(l: Live, run: RunningAttempt): Promise<string> {
     const t = l.task;
-    const { worktree, set } = await this.governor.prepare(t, t.workdir);
+    const { worktree, set } = await this.governor.prepare(t, t.workdir, run.agent.spec);
     const g = t.governance!;
     const changed = (Object.keys(set) as (keyof TaskGovernance)[]).some((k) => g[k] !== set[k]);
     if (changed) {

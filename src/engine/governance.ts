@@ -5,7 +5,15 @@
  * judging. See docs/governance.md.
  */
 import { SmithError } from '../core/errors.js';
-import type { ExecutionMode, Json, Task, TaskGovernance, TaskSpec, WorkflowSpec } from '../core/types.js';
+import type {
+  AgentSpec,
+  ExecutionMode,
+  Json,
+  Task,
+  TaskGovernance,
+  TaskSpec,
+  WorkflowSpec,
+} from '../core/types.js';
 import {
   defaultJudges,
   defaultPolicy,
@@ -116,6 +124,7 @@ export class Governor {
   async prepare(
     t: Task,
     fallbackRepo: string,
+    agent?: Pick<AgentSpec, 'envFiles' | 'setup'>,
   ): Promise<{ worktree: Worktree; set: Partial<TaskGovernance> }> {
     const g = t.governance!;
     const repoDir = g.repo ?? fallbackRepo;
@@ -137,6 +146,8 @@ export class Governor {
       repo,
       taskId: t.id,
       ...(g.baseSha !== undefined ? { base: g.baseSha } : { base }),
+      ...(agent?.envFiles ? { envFiles: agent.envFiles } : {}),
+      ...(agent?.setup ? { setup: agent.setup } : {}),
     });
     this.open.set(t.id, wt);
     return { worktree: wt, set: { repo, base, baseSha: wt.base, branch: wt.branch, worktree: wt.path } };

@@ -263,12 +263,22 @@ async function runToEnd(
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const hint = pausedHint(s.engine);
+  // strict mode: say which task waits for a person, and how to approve or reject it
+  const onState = (e: { task: { id: string; key: string; reason: string | null }; to: string }): void => {
+    if (e.to !== 'awaiting_approval') return;
+    const why = e.task.reason ? ` (${e.task.reason})` : '';
+    process.stderr.write(
+      `smith: task ${e.task.key} (${e.task.id}) awaits approval${why}: smith approve ${e.task.id}, or smith reject ${e.task.id} --reason "…"\n`,
+    );
+  };
+  s.engine.on('task:state', onState);
   try {
     const wf = await submit();
     const done = await s.engine.waitWorkflow(wf.id);
     view?.stop();
     return summarize(s.store, done);
   } finally {
+    s.engine.off('task:state', onState);
     clearInterval(hint);
     view?.stop();
     process.off('SIGINT', onSignal);

@@ -444,6 +444,8 @@ const agentShape = {
     })
     .optional(),
   output_schema: z.record(z.string(), z.unknown(), { error: 'expected a JSON Schema (a map)' }).optional(),
+  env_files: stringListSchema.optional(),
+  setup: stringListSchema.optional(),
 };
 
 /** Runtimes that run an agent's `command` and so require it. */
@@ -511,6 +513,8 @@ export const agentSpecSchema = strictFields(agentShape, 'an agent')
     if (a.provider !== undefined) out.provider = a.provider;
     if (a.api_key_env !== undefined) out.apiKeyEnv = a.api_key_env;
     if (a.output_schema !== undefined) out.outputSchema = a.output_schema as Json;
+    if (a.env_files !== undefined) out.envFiles = a.env_files;
+    if (a.setup !== undefined) out.setup = a.setup;
     return out;
   });
 

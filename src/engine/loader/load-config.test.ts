@@ -96,7 +96,7 @@ describe('loadConfig', () => {
         '(fields: runtime, command, capabilities, concurrency, env, timeout, kill_grace, output_limit, budget, ' +
         'model, args, allowed_tools, disallowed_tools, permission_mode, max_turns, max_budget_usd, mcp_config, ' +
         'append_system_prompt, system_prompt, idle_timeout, isolate_home, url, base_url, headers, provider, ' +
-        'api_key_env, output_schema)',
+        'api_key_env, output_schema, env_files, setup)',
     );
     expect(lines).toContain('  smith.yaml:7:16: store.synchronous: expected FULL or NORMAL, found "OFF"');
     expect((err as ConfigError).context['file']).toBe(path.join(dir, 'smith.yaml'));
