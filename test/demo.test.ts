@@ -3,7 +3,7 @@
  * demo (SMITH_DEMO_ACTIVE is set), it checks that the demo refuses to start again instead.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findProcessesByEnv } from '../src/runtime/process/index.js';
@@ -24,11 +24,19 @@ function makeRepo(dir: string, testScript: string): void {
     join(dir, 'package.json'),
     JSON.stringify({ name: 'x', version: '1.0.0', scripts: { test: testScript } }),
   );
-  writeFileSync(join(dir, 'src', 'a.ts'), 'export const a = 1;\nexport const b = 2;\n');
+  // trailing spaces for the tidy codemod to remove
+  writeFileSync(join(dir, 'src', 'a.ts'), 'export const a = 1;   \nexport const b = 2;\n');
   writeFileSync(join(dir, 'src', 'b.js'), `// ${'TO' + 'DO'}: finish this\nmodule.exports = 3;\n`);
   writeFileSync(join(dir, 'README.md'), '# x\n');
-  execFileSync('git', ['init', '-q'], { cwd: dir });
+  execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: dir });
   execFileSync('git', ['add', '.'], { cwd: dir });
+  execFileSync(
+    'git',
+    ['-c', 'user.name=T', '-c', 'user.email=t@localhost', 'commit', '-q', '-m', 'initial'],
+    {
+      cwd: dir,
+    },
+  );
 }
 
 function demo(cwd: string, env: NodeJS.ProcessEnv = process.env) {
@@ -51,11 +59,24 @@ describe.skipIf(insideDemo)('smith demo', () => {
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
       workflow: { state: string };
-      tasks: { key: string; state: string; output: string | null }[];
+      tasks: { id: string; key: string; state: string; output: string | null }[];
     };
     expect(summary.workflow.state).toBe('completed');
     const byKey = Object.fromEntries(summary.tasks.map((t) => [t.key, t]));
-    expect(Object.keys(byKey).sort()).toEqual(['inventory', 'placeholders', 'report', 'tests']);
+    expect(Object.keys(byKey).sort()).toEqual(['inventory', 'placeholders', 'report', 'tests', 'tidy']);
+    // the coding task: judged, applied to a scratch clone, never to the repository itself
+    expect(byKey.tidy!.state).toBe('completed');
+    expect(readFileSync(join(repo, 'src', 'a.ts'), 'utf8')).toContain('1;   \n');
+    const scratch = join(r.home, 'demo', readdirSync(join(r.home, 'demo'))[0]!);
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: scratch, encoding: 'utf8' });
+    expect(git('show', 'HEAD:src/a.ts')).toBe('export const a = 1;\nexport const b = 2;\n');
+    expect(git('show', 'HEAD:SMITH_HEALTH.md')).toContain('tests: passed');
+    const message = git('log', '-1', '--format=%B');
+    expect(message).toContain(`Smith-Task: ${byKey.tidy!.id}`);
+    expect(message).toMatch(/Smith-Verdict: approve/);
+    expect(execFileSync('git', ['rev-list', '--count', 'HEAD'], { cwd: repo, encoding: 'utf8' }).trim()).toBe(
+      '1',
+    );
     const inventory = JSON.parse(byKey.inventory!.output!) as { files: number };
     expect(inventory.files).toBe(4);
     const scan = JSON.parse(byKey.placeholders!.output!) as { findings: number };

@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { SmithError } from '../core/errors.js';
-import type { AgentSpec, TaskSpec, WorkflowSpec } from '../core/types.js';
+import type { AgentSpec, Json, TaskSpec, WorkflowSpec } from '../core/types.js';
+import { parseWorkingSpec } from '../council/index.js';
 
 /** Options of {@link buildDemoWorkflow}. */
 export interface DemoWorkflowOptions {
@@ -18,6 +19,11 @@ export interface DemoWorkflowOptions {
   nodePath?: string;
   /** When set, the report is also written to this file (env `SMITH_DEMO_REPORT` of the report task). */
   reportPath?: string;
+  /**
+   * A scratch clone of the repository: when set, a coding task `tidy` runs the tidy codemod in its
+   * own worktree of this clone, is judged by the council, and is applied (auto mode) to the clone.
+   */
+  scratchRepo?: string;
 }
 
 /** Per-attempt timeout of the `tests` task: 10 minutes, in ms. */
@@ -53,6 +59,7 @@ export function buildDemoWorkflow(opts: DemoWorkflowOptions): WorkflowSpec {
     placeholders: agent('placeholders', ['scan']),
     report: agent('report', ['report']),
   };
+  if (opts.scratchRepo !== undefined) agents.tidy = agent('tidy', ['code']);
   const tasks: TaskSpec[] = [
     {
       key: 'inventory',
@@ -94,6 +101,32 @@ export function buildDemoWorkflow(opts: DemoWorkflowOptions): WorkflowSpec {
       ...(opts.reportPath === undefined ? {} : { env: { SMITH_DEMO_REPORT: opts.reportPath } }),
     },
   ];
+  if (opts.scratchRepo !== undefined) {
+    tasks.push({
+      key: 'tidy',
+      agent: 'tidy',
+      prompt: 'Strip trailing whitespace from the source files and write SMITH_HEALTH.md from the findings.',
+      needs: ['inventory', 'tests', 'placeholders'],
+      trigger: 'all_done',
+      timeoutMs: DEMO_TASK_TIMEOUT_MS,
+      retries: 0,
+      priority: 5,
+      workspace: 'worktree',
+      repo: opts.scratchRepo,
+      mode: 'auto',
+      spec: parseWorkingSpec(
+        {
+          id: 'DEMO-TIDY',
+          title: 'Tidy trailing whitespace and add a health summary',
+          risk_tier: 3,
+          scope: { out: ['.git/**', '.github/**'] },
+          invariants: ['Only whitespace at line ends and final newlines change in existing files'],
+          verify: [{ name: 'whitespace', command: 'git diff --check HEAD~1 HEAD' }],
+        },
+        'the demo tidy task',
+      ) as unknown as Json,
+    });
+  }
   return { name: 'demo', dir: opts.repoDir, agents, tasks };
 }
 

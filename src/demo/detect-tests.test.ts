@@ -26,6 +26,17 @@ describe('detectTestCommand', () => {
     expect(detectTestCommand(dir)).toEqual({ tool: 'npm', argv: ['npm', 'test'], manifest: 'package.json' });
   });
 
+  it('prefers a test:quick script', () => {
+    const dir = repo({
+      'package.json': JSON.stringify({ scripts: { test: 'vitest run', 'test:quick': 'vitest run src' } }),
+    });
+    expect(detectTestCommand(dir)).toEqual({
+      tool: 'npm',
+      argv: ['npm', 'run', 'test:quick'],
+      manifest: 'package.json',
+    });
+  });
+
   it("ignores npm's default failing test script and a package.json without one", () => {
     const npmDefault = { scripts: { test: 'echo "Error: no test specified" && exit 1' } };
     expect(detectTestCommand(repo({ 'package.json': JSON.stringify(npmDefault) }))).toBeNull();

@@ -44,7 +44,11 @@ function readText(path: string): string | null {
   }
 }
 
-function npmTestScript(dir: string): boolean {
+/** The npm script a repository may declare for a quick run of its tests (preferred by the demo). */
+export const NPM_QUICK_TEST_SCRIPT = 'test:quick';
+
+/** Which npm test script to run: `test:quick` when declared, else `test`, else none. */
+function npmTestScript(dir: string): 'quick' | 'test' | false {
   const text = readText(join(dir, 'package.json'));
   if (text === null) return false;
   let pkg: unknown;
@@ -56,8 +60,12 @@ function npmTestScript(dir: string): boolean {
   if (pkg === null || typeof pkg !== 'object') return false;
   const scripts = (pkg as { scripts?: unknown }).scripts;
   if (scripts === null || typeof scripts !== 'object') return false;
+  const quick = (scripts as Record<string, unknown>)[NPM_QUICK_TEST_SCRIPT];
+  if (typeof quick === 'string' && quick.trim() !== '') return 'quick';
   const test = (scripts as { test?: unknown }).test;
-  return typeof test === 'string' && test.trim() !== '' && !test.includes(NPM_DEFAULT_TEST_MARK);
+  return typeof test === 'string' && test.trim() !== '' && !test.includes(NPM_DEFAULT_TEST_MARK)
+    ? 'test'
+    : false;
 }
 
 /** Whether a directory holds pytest-style test files (`test_*.py`, `*_test.py`), looking `depth` levels down. */
@@ -105,7 +113,9 @@ function makeTestTarget(dir: string): string | null {
 
 /**
  * Detect the test command a repository declares, looking at {@link TEST_MANIFESTS} in order:
- * a `package.json` whose `scripts.test` is not npm's default failing stub → `npm test`; pytest
+ * a `package.json` with a `test:quick` script → `npm run test:quick` (a repository's quick tests,
+ * for a demo that should take about a minute), else whose `scripts.test` is not npm's default failing
+ * stub → `npm test`; pytest
  * configuration (`pytest.ini`, or `pyproject.toml` / `setup.cfg` mentioning pytest, or `tox.ini` with a
  * `[pytest]` section) or `test_*.py` files under `tests/` or `test/` → `python3 -m pytest -q`; `go.mod` →
  * `go test ./...`; `Cargo.toml` → `cargo test`; a Makefile with a `test:` rule → `make test`.
@@ -116,7 +126,11 @@ function makeTestTarget(dir: string): string | null {
  * detectTestCommand('/src/app'); // { tool: 'npm', argv: ['npm', 'test'], manifest: 'package.json' }
  */
 export function detectTestCommand(dir: string): DetectedTestCommand | null {
-  if (npmTestScript(dir)) return { tool: 'npm', argv: ['npm', 'test'], manifest: 'package.json' };
+  const npm = npmTestScript(dir);
+  if (npm === 'quick') {
+    return { tool: 'npm', argv: ['npm', 'run', NPM_QUICK_TEST_SCRIPT], manifest: 'package.json' };
+  }
+  if (npm === 'test') return { tool: 'npm', argv: ['npm', 'test'], manifest: 'package.json' };
   const pytest = pytestManifest(dir);
   if (pytest !== null) return { tool: 'pytest', argv: ['python3', '-m', 'pytest', '-q'], manifest: pytest };
   if (existsSync(join(dir, 'go.mod')))

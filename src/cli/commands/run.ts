@@ -2,6 +2,8 @@
  * `smith run WORKFLOW.yaml`, `smith run --agent NAME "prompt"`, `smith demo` and `smith resume`:
  * the commands that own the engine of a home while they run.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSmithError, SmithError } from '../../core/errors.js';
@@ -560,6 +562,31 @@ export function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
+/**
+ * A scratch clone of the demo's repository under `<home>/demo/` (objects shared with the original,
+ * `git clone --shared`), for the coding task to change; or why there is none.
+ */
+function scratchClone(repo: string, home: string): { dir?: string; why?: string } {
+  const head = spawnSync('git', ['rev-parse', '--verify', '--quiet', 'HEAD'], {
+    cwd: repo,
+    encoding: 'utf8',
+  });
+  if (head.status !== 0) return { why: `${repo} has no commit yet to clone` };
+  const dir = join(home, 'demo', `scratch-${Date.now()}`);
+  mkdirSync(dirname(dir), { recursive: true });
+  const r = spawnSync('git', ['clone', '--quiet', '--shared', repo, dir], { encoding: 'utf8' });
+  if (r.status !== 0) return { why: `git clone failed: ${(r.stderr || '').trim()}` };
+  return { dir };
+}
+
+/** What became of the coding task, with the applied commit's message (its trailers) from the scratch clone. */
+function tidyText(t: RunSummary['tasks'][number], dir: string): string {
+  if (t.state !== 'completed') return `coding task: ${t.state}${t.reason ? ` (${t.reason})` : ''}\n`;
+  const log = spawnSync('git', ['log', '-1', '--format=%h %s%n%b', 'HEAD'], { cwd: dir, encoding: 'utf8' });
+  const body = (log.stdout || '').trim().replace(/^/gm, '  ');
+  return `coding task: judged by the council and applied to the scratch clone ${dir}:\n${body}\n`;
+}
+
 /** `smith demo`: the main job on real input. */
 export async function demoCommand(ctx: Context): Promise<number> {
   if (process.env.SMITH_DEMO_ACTIVE) {
@@ -571,7 +598,15 @@ export async function demoCommand(ctx: Context): Promise<number> {
   const root = packageRoot();
   const repo = findDemoRepo(ctx.cwd, root);
   const reportPath = join(ctx.home, 'demo-report.txt');
-  const spec = buildDemoWorkflow({ repoDir: repo, distDir: join(root, 'dist'), reportPath });
+  // the coding task's change is applied to a scratch clone, never to the user's own branch
+  const scratch = scratchClone(repo, ctx.home);
+  const spec = buildDemoWorkflow({
+    repoDir: repo,
+    distDir: join(root, 'dist'),
+    reportPath,
+    ...(scratch.dir ? { scratchRepo: scratch.dir } : {}),
+  });
+  if (!ctx.json && scratch.why) process.stderr.write(`smith demo: no coding task: ${scratch.why}\n`);
   if (!ctx.json) {
     process.stderr.write(
       `smith demo: looking at ${repo} with ${Object.keys(spec.agents).length} agents (home ${ctx.home})\n`,
@@ -589,6 +624,8 @@ export async function demoCommand(ctx: Context): Promise<number> {
         ? `audit chain: ${paint(color, 'green', 'verified')} (${v.checked} records, head ${v.head.hash.slice(0, 16)}…)\n`
         : `audit chain: ${paint(color, 'red', 'BROKEN')} at record ${v.broken?.seq}: ${v.broken?.reason}\n`;
       text += `report: ${reportPath}\n`;
+      const tidy = summary.tasks.find((t) => t.key === 'tidy');
+      if (tidy && scratch.dir) text += tidyText(tidy, scratch.dir);
     }
     return { code: v.ok ? EXIT.ok : EXIT.failed, text };
   });

@@ -202,3 +202,12 @@ describe('report formatting', () => {
     expect(text).toContain('  no test command found in package.json');
   });
 });
+
+describe('tidyText', () => {
+  it('strips trailing spaces and tabs, adds one final newline, and leaves tidy text as it is', async () => {
+    const { tidyText } = await import('./tidy.js');
+    expect(tidyText('a  \nb\t\r\nc')).toBe('a\nb\r\nc\n');
+    expect(tidyText('x\n')).toBe('x\n');
+    expect(tidyText('')).toBe('');
+  });
+});
