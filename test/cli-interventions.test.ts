@@ -3,7 +3,17 @@
  * task JSON on stdin.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, byKey, lastJson, shAgent, type RunSummaryJson } from './fixtures/smith-cli.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  Sandbox,
+  byKey,
+  lastJson,
+  shAgent,
+  tasksJson,
+  waitFor,
+  type RunSummaryJson,
+} from './fixtures/smith-cli.js';
 
 let box: Sandbox;
 beforeEach(() => {
@@ -56,5 +66,34 @@ describe('smith guide', () => {
     const done = await box.run(['guide', id, 'too late']);
     expect(done.code).not.toBe(0);
     expect(done.stderr).toMatch(/completed; it never runs again/);
+  });
+
+  it('guidance given from another terminal before a task first runs reaches that first attempt', async () => {
+    const go = join(box.dir, 'go');
+    box.write(
+      'wf.yaml',
+      [
+        'name: guided-early',
+        'agents:',
+        ...shAgent('sh'),
+        'tasks:',
+        '  first:',
+        '    agent: sh',
+        `    prompt: "while [ ! -f ${go} ]; do sleep 0.1; done"`,
+        '  second:',
+        '    agent: sh',
+        '    needs: [first]',
+        `    prompt: "node -e 'let s=\\"\\";process.stdin.on(\\"data\\",d=>s+=d).on(\\"end\\",()=>console.log(JSON.parse(s).guidance.map(g=>g.text).join()))'"`,
+        '',
+      ].join('\n'),
+    );
+    const run = box.start(['run', 'wf.yaml', '--json']);
+    await waitFor('the first task to run', async () => (await tasksJson(box, ['--state', 'running']))[0]);
+    const g = await box.run(['guide', 'second', 'be brief']);
+    expect(g.code, g.stderr).toBe(0);
+    writeFileSync(go, '');
+    const done = await run.done;
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect(byKey(lastJson<RunSummaryJson>(done)).second!.output).toBe('be brief');
   });
 });

@@ -122,6 +122,11 @@ export class BudgetLedger {
    */
   constructor(private readonly homeBudget?: Budget) {}
 
+  /** Whether the home has a cap. */
+  get hasHomeBudget(): boolean {
+    return this.homeBudget !== undefined;
+  }
+
   /** Start from what the store has recorded. */
   seed(totals: SpendTotals): void {
     this.home.usd = totals.total.usd;

@@ -313,6 +313,8 @@ export class Engine {
   private readonly signingKey: SigningKey | undefined;
   /** Judgements under way (a close waits for them). */
   private readonly judging = new Set<Promise<void>>();
+  /** Tasks that may have guidance before their first attempt (their next input reads it from the store). */
+  private readonly maybeGuided = new Set<string>();
   /** Aborts judgements at shutdown (their tasks stay `judging` and are judged again on resume). */
   private readonly judgeAbort = new AbortController();
 
@@ -688,6 +690,7 @@ export class Engine {
     await this.commit(ops);
     workflow.state = 'running';
     const open = all.filter((t) => !isTerminalTaskState(t.state));
+    for (const t of open) this.maybeGuided.add(t.id);
     this.adopt(workflow, open, spec?.budget);
     // a judgement cut short by a stop or a crash is made again
     for (const t of open) {
@@ -830,10 +833,9 @@ export class Engine {
         if (!this.canTake(a)) continue;
         if (!agent || a.running / a.spec.concurrency < agent.running / agent.spec.concurrency) agent = a;
       }
-      const breach = this.ledger.check(this.budgetSubject(l, agent!), {
-        usd: l.task.costUsd,
-        tokens: l.task.tokens,
-      });
+      const breach = this.hasBudget(l, agent!)
+        ? this.ledger.check(this.budgetSubject(l, agent!), { usd: l.task.costUsd, tokens: l.task.tokens })
+        : null;
       if (breach) {
         void this.failBudget(l, breach);
         continue;
@@ -847,6 +849,16 @@ export class Engine {
     if (a.error !== null || a.free.length === 0) return false;
     const cap = this.runtimeCaps[a.spec.runtime];
     return cap === undefined || (this.runtimeRunning.get(a.spec.runtime) ?? 0) < cap;
+  }
+
+  /** Whether any cap applies to a task on an agent (most tasks have none: no ledger work for them). */
+  private hasBudget(l: Live, agent: AgentSlot): boolean {
+    return (
+      l.task.budget !== null ||
+      agent.spec.budget !== undefined ||
+      l.wf?.budget !== undefined ||
+      this.ledger.hasHomeBudget
+    );
   }
 
   private budgetSubject(l: Live, agent: AgentSlot): BudgetSubject {
@@ -1049,6 +1061,7 @@ export class Engine {
   }
 
   private budgetForAttempt(l: Live, agent: AgentSlot): { budget?: Budget } {
+    if (!this.hasBudget(l, agent)) return {};
     const left = this.ledger.remaining(this.budgetSubject(l, agent), {
       usd: l.task.costUsd,
       tokens: l.task.tokens,
@@ -1298,6 +1311,11 @@ export class Engine {
     return { hash: v?.hash ?? t.governance?.verdict?.audit ?? '', ...(jws ? { jws } : {}) };
   }
 
+  /** `smith guide` recorded guidance for a task (told through a request): its next attempt reads it. */
+  noteGuidance(taskId: string): void {
+    this.maybeGuided.add(taskId);
+  }
+
   /**
    * A person approves a task waiting in `awaiting_approval` (strict mode): its change is applied
    * and it completes.
@@ -1439,8 +1457,10 @@ export class Engine {
       );
     }
     const input: TaskInput = { id: t.id, key: t.key, workflow_id: t.workflowId, prompt, attempt, needs };
-    // `smith guide` may have written guidance from another process at any time: read it from the store
-    const guidance = await this.store.eventsOfType(t.id, 'guidance');
+    // guidance exists after an attempt (a revise round; `smith guide` before a retry), or when a
+    // person guided the task (noted by a request, or assumed for tasks taken over on resume)
+    const guidance =
+      attempt > 1 || this.maybeGuided.has(t.id) ? await this.store.eventsOfType(t.id, 'guidance') : [];
     if (guidance.length > 0) {
       input.guidance = guidance.map((e) => {
         const d = e.data as { from?: string; text?: string };

@@ -164,6 +164,7 @@ export async function serveRequestsOnce(store: Store, engine: Engine): Promise<v
       // another process recorded a workflow and hands it to this owner (its id is in taskId)
       else if (r.action === 'adopt') await engine.resumeWorkflow(r.taskId, r.actor);
       else if (r.action === 'approve') await engine.approve(r.taskId, r.actor);
+      else if (r.action === 'guide') engine.noteGuidance(r.taskId);
       else if (r.action === 'reject') await engine.reject(r.taskId, r.actor, requestReason(r.data));
       else if (r.action === 'override') {
         const verdict = (r.data as { verdict?: string } | null)?.verdict === 'reject' ? 'reject' : 'approve';

@@ -19,10 +19,17 @@ export const MAX_GUIDANCE_CHARS = 16_384;
  * @param task - the task (as found by id, prefix or key)
  * @param text - the guidance (1 .. 16,384 characters)
  * @param actor - who gives it (`user:alice`)
+ * @param tellOwner - also write a `guide` request, for a smith process that owns the home
  * @throws SmithError `INVALID_ARGUMENT` for empty or oversized text; `INVALID_TRANSITION` for a
  *   completed task (it never runs again, so guidance would never be read)
  */
-export async function guideTask(store: Store, task: Task, text: string, actor: string): Promise<void> {
+export async function guideTask(
+  store: Store,
+  task: Task,
+  text: string,
+  actor: string,
+  tellOwner = false,
+): Promise<void> {
   const clean = text.trim();
   if (clean === '')
     throw new SmithError('INVALID_ARGUMENT', 'guidance text is empty; say what the agent should do');
@@ -48,5 +55,7 @@ export async function guideTask(store: Store, task: Task, text: string, actor: s
       subject: task.id,
       data: { text: clean, state: task.state, next_attempt: task.attempts + 1 },
     },
+    // a running owner learns of it, so the task's first attempt reads it too
+    ...(tellOwner ? [{ op: 'request' as const, taskId: task.id, action: 'guide' as const, actor }] : []),
   ]);
 }

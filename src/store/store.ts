@@ -59,7 +59,7 @@ export type Op =
  * another process recorded (the request's `taskId` holds the workflow id).
  */
 export type RequestAction =
-  'cancel' | 'pause' | 'resume' | 'retry' | 'adopt' | 'approve' | 'reject' | 'override';
+  'cancel' | 'pause' | 'resume' | 'retry' | 'adopt' | 'approve' | 'reject' | 'override' | 'guide';
 
 /** A pending request. */
 export interface Request {

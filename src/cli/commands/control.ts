@@ -215,7 +215,7 @@ export async function guideCommand(ctx: Context, id: string, text: string): Prom
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
     const task = await findOneTask(store, id);
-    await guideTask(store, task, text, actor());
+    await guideTask(store, task, text, actor(), (await ownerIsAlive(store)) !== undefined);
     if (ctx.json) {
       process.stdout.write(
         JSON.stringify({ id: task.id, key: task.key, state: task.state, guided: true }) + '\n',
