@@ -6,7 +6,7 @@
  * verdict in a git note, and the audit trail are checked.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sandbox, byKey, lastJson, tasksJson, waitFor, type RunSummaryJson } from './fixtures/smith-cli.js';
@@ -137,7 +137,8 @@ describe('governed tasks', () => {
     expect(String(guidance[0]!.data.text)).toMatch(/council asked for changes/);
   });
 
-  it('dry-run: judged and completed, never applied', async () => {
+  it('dry-run: judged and completed, never applied; its worktree stays where smith.yaml says', async () => {
+    box.write('smith.yaml', 'worktrees: {dir: trees}\n');
     const wf = workflow(['echo hello > greeting.txt'], ['    mode: dry-run']);
     const r = await box.run(['run', wf, '--json'], { env: GIT_ENV });
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -147,6 +148,7 @@ describe('governed tasks', () => {
     expect(existsSync(join(repo, 'greeting.txt'))).toBe(false);
     const detail = await box.json<{ governance: { applied: boolean } | null }>(['task', t.id]);
     expect(detail.value.governance?.applied).toBe(false);
+    expect(readFileSync(join(box.dir, 'trees', t.id, 'greeting.txt'), 'utf8')).toBe('hello\n');
   });
 
   it('strict: waits in awaiting_approval until smith approve from another terminal applies it', async () => {
@@ -227,5 +229,45 @@ describe('governed tasks', () => {
     );
     conn.close();
     expect(actions).toEqual(expect.arrayContaining(['waiver.created', 'waiver.used', 'waiver.revoked']));
+  });
+
+  it('strict: a task left awaiting approval after the run was interrupted is approved later; resume finishes', async () => {
+    const wf = workflow(['echo hello > greeting.txt'], ['    mode: strict']);
+    const run = box.start(['run', wf], { env: GIT_ENV });
+    const waiting = await waitFor('the task to await approval', async () => {
+      return (await tasksJson(box, ['--state', 'awaiting_approval']))[0];
+    });
+    run.child.kill('SIGINT');
+    expect((await run.done).code).toBe(130);
+    const approve = await box.run(['approve', waiting.id], { env: GIT_ENV });
+    expect(approve.code, approve.stdout + approve.stderr).toBe(0);
+    expect(approve.stdout).toMatch(/awaiting_approval -> completed/);
+    expect(git('show', 'main:greeting.txt')).toBe('hello');
+    const resumed = await box.run(['resume', '--json'], { env: GIT_ENV });
+    expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+    expect(lastJson<RunSummaryJson>(resumed).workflow.state).toBe('completed');
+  });
+
+  it('cancel rolls the worktree back to its base after saving the work in a snapshot ref', async () => {
+    const wf = workflow(['echo draft > greeting.txt', 'sleep 60']);
+    const run = box.start(['run', wf, '--json'], { env: GIT_ENV });
+    const running = await waitFor(
+      'the task to run',
+      async () => (await tasksJson(box, ['--state', 'running']))[0],
+    );
+    await waitFor('the draft', () => existsSync(join(box.home, 'worktrees', running.id, 'greeting.txt')));
+    const cancel = await box.run(['cancel', running.id], { env: GIT_ENV });
+    expect(cancel.code, cancel.stdout + cancel.stderr).toBe(0);
+    const done = await run.done;
+    expect(done.code).toBe(1);
+    await waitFor('the snapshot', () => {
+      try {
+        return git('show', `refs/smith/snapshots/${running.id}:greeting.txt`) === 'draft';
+      } catch {
+        return false;
+      }
+    });
+    expect(existsSync(join(box.home, 'worktrees', running.id, 'greeting.txt'))).toBe(false);
+    expect(git('rev-list', '--count', 'main')).toBe('1');
   });
 });

@@ -221,12 +221,14 @@ export async function loadHomeKey(home: string): Promise<SigningKey | undefined>
  * @param home - the home folder
  * @param council - `council:` of `smith.yaml`
  * @param baseDir - the directory relative paths of the config are resolved against
+ * @param worktreesDir - `worktrees.dir` of `smith.yaml` (default `<home>/worktrees`)
  * @throws ConfigError when the policy file is missing or invalid (naming file, line and field)
  */
 export async function makeGovernor(
   home: string,
   council: { policy?: string; judges: JudgeConfig[] },
   baseDir: string,
+  worktreesDir?: string,
 ): Promise<Governor> {
   const policy =
     council.policy !== undefined ? await loadPolicy(resolve(baseDir, council.policy)) : undefined;
@@ -250,7 +252,11 @@ export async function makeGovernor(
           }),
     ),
   ];
-  return new Governor({ worktreesDir: join(home, 'worktrees'), judges, ...(policy ? { policy } : {}) });
+  return new Governor({
+    worktreesDir: worktreesDir !== undefined ? resolve(baseDir, worktreesDir) : join(home, 'worktrees'),
+    judges,
+    ...(policy ? { policy } : {}),
+  });
 }
 
 /**

@@ -145,6 +145,7 @@ export async function controlCommand(
           ctx.home,
           ctx.config.council,
           ctx.configFile ? dirname(ctx.configFile) : ctx.cwd,
+          ctx.config.worktrees.dir,
         ),
         ...(signingKey ? { signingKey } : {}),
       });

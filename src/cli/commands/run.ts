@@ -94,6 +94,7 @@ async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: numb
       ctx.home,
       ctx.config.council,
       ctx.configFile ? dirname(ctx.configFile) : ctx.cwd,
+      ctx.config.worktrees.dir,
     );
     ownership = await Ownership.acquire(store, ctx.home, (err) => {
       process.stderr.write(`smith: ${err.message}; stopping\n`);

@@ -90,6 +90,7 @@ describe('configSchema', () => {
       prices: {},
       runtimes: {},
       mode: 'auto',
+      worktrees: {},
       council: { judges: [] },
     };
     expect(configSchema.parse(null)).toStrictEqual(expected);
@@ -161,6 +162,7 @@ describe('configSchema', () => {
       prices: {},
       runtimes: {},
       mode: 'auto',
+      worktrees: {},
       council: { judges: [] },
     });
   });

@@ -64,6 +64,8 @@ export interface SmithConfig {
   runtimes: Record<string, { concurrency?: number }>;
   /** Default execution mode of tasks that the council judges. Default `auto`. */
   mode: ExecutionMode;
+  /** Where task worktrees live (path as written; relative to the config file). Default `<home>/worktrees`. */
+  worktrees: { dir?: string };
   /** The council: a policy file (path as written; the loader resolves it) and command judges. */
   council: {
     policy?: string;
@@ -576,6 +578,12 @@ export const configSchema = z.preprocess(
         }),
       ),
       mode: modeSchema.optional(),
+      worktrees: nullAsAbsent(
+        strictFields(
+          { dir: z.string({ error: 'expected a directory path' }).min(1).optional() },
+          'the worktrees section',
+        ),
+      ),
       council: nullAsAbsent(
         strictFields(
           {
@@ -633,6 +641,7 @@ export const configSchema = z.preprocess(
       prices: raw.prices ?? {},
       runtimes: raw.runtimes ?? {},
       mode: raw.mode ?? 'auto',
+      worktrees: raw.worktrees?.dir !== undefined ? { dir: raw.worktrees.dir } : {},
       council: {
         judges: (raw.council?.judges ?? []).map((j) => {
           const out: JudgeConfig = { name: j.name };

@@ -4,25 +4,11 @@
  * Anthropic's Messages API, or Ollama's native API. One attempt is one model call: the task's
  * prompt in, the model's text (or, with `output_schema`, its JSON) out. See `docs/runtimes/llm.md`.
  */
-import { createAnthropic } from '@ai-sdk/anthropic';
-import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
-import {
-  APICallError,
-  EmptyResponseBodyError,
-  InvalidResponseDataError,
-  JSONParseError,
-  LoadAPIKeyError,
-  NoContentGeneratedError,
-  NoObjectGeneratedError,
-  NoOutputGeneratedError,
-  Output,
-  RetryError,
-  TypeValidationError,
-  jsonSchema,
-  streamText,
-} from 'ai';
 import type { JSONSchema7, LanguageModel, LanguageModelUsage } from 'ai';
-import { createOllama } from 'ollama-ai-provider-v2';
+import type * as Ai from 'ai';
+import type * as Anthropic from '@ai-sdk/anthropic';
+import type * as OpenAiCompatible from '@ai-sdk/openai-compatible';
+import type * as Ollama from 'ollama-ai-provider-v2';
 import { z } from 'zod';
 
 import { SmithError } from '../../core/errors.js';
@@ -215,7 +201,39 @@ export function checkModelSpec(spec: ModelSpec): void {
       );
     }
   }
-  if (spec.outputSchema !== undefined) outputSchemaOf(spec, spec.outputSchema);
+  if (spec.outputSchema !== undefined) validatorOf(spec, spec.outputSchema);
+}
+
+/** The AI SDK and its providers, loaded on first use. */
+interface Sdk {
+  ai: typeof Ai;
+  createAnthropic: typeof Anthropic.createAnthropic;
+  createOpenAICompatible: typeof OpenAiCompatible.createOpenAICompatible;
+  createOllama: typeof Ollama.createOllama;
+}
+
+let loadedSdk: Sdk | undefined;
+
+/**
+ * Load the AI SDK and its providers on first use: about 0.3 s and 16 MB that a smith process which
+ * never calls a model (most commands) does not pay.
+ */
+async function loadSdk(): Promise<Sdk> {
+  if (loadedSdk === undefined) {
+    const [ai, anthropic, compat, ollama] = await Promise.all([
+      import('ai'),
+      import('@ai-sdk/anthropic'),
+      import('@ai-sdk/openai-compatible'),
+      import('ollama-ai-provider-v2'),
+    ]);
+    loadedSdk = {
+      ai,
+      createAnthropic: anthropic.createAnthropic,
+      createOpenAICompatible: compat.createOpenAICompatible,
+      createOllama: ollama.createOllama,
+    };
+  }
+  return loadedSdk;
 }
 
 /**
@@ -223,7 +241,7 @@ export function checkModelSpec(spec: ModelSpec): void {
  *
  * @throws ModelCallError `CONFIG_INVALID` (bad spec) or `AGENT_FAILED` with reason `auth` (key missing)
  */
-function resolveModel(spec: ModelSpec, env: Record<string, string | undefined>): ResolvedModel {
+function resolveModel(spec: ModelSpec, env: Record<string, string | undefined>, sdk: Sdk): ResolvedModel {
   checkModelSpec(spec);
   const provider = providerOf(spec);
   const model = spec.model as string;
@@ -243,23 +261,25 @@ function resolveModel(spec: ModelSpec, env: Record<string, string | undefined>):
   let language: LanguageModel;
   switch (provider) {
     case 'openai-compatible':
-      language = createOpenAICompatible({
-        name: 'openai-compatible',
-        baseURL: baseUrl,
-        ...(key === undefined ? {} : { apiKey: key }),
-        headers,
-        // sends stream_options.include_usage, so a streamed answer reports its tokens
-        includeUsage: true,
-        // sends response_format json_schema with the agent's output_schema
-        supportsStructuredOutputs: true,
-      }).chatModel(model);
+      language = sdk
+        .createOpenAICompatible({
+          name: 'openai-compatible',
+          baseURL: baseUrl,
+          ...(key === undefined ? {} : { apiKey: key }),
+          headers,
+          // sends stream_options.include_usage, so a streamed answer reports its tokens
+          includeUsage: true,
+          // sends response_format json_schema with the agent's output_schema
+          supportsStructuredOutputs: true,
+        })
+        .chatModel(model);
       break;
     case 'anthropic':
-      language = createAnthropic({ baseURL: baseUrl, apiKey: key as string, headers })(model);
+      language = sdk.createAnthropic({ baseURL: baseUrl, apiKey: key as string, headers })(model);
       break;
     case 'ollama':
       if (key !== undefined) headers.authorization ??= `Bearer ${key}`;
-      language = createOllama({ baseURL: baseUrl, headers })(model);
+      language = sdk.createOllama({ baseURL: baseUrl, headers })(model);
       break;
   }
   return { provider, model, baseUrl, keyEnv, language };
@@ -270,7 +290,7 @@ function resolveModel(spec: ModelSpec, env: Record<string, string | undefined>):
  *
  * @throws ModelCallError `CONFIG_INVALID` when the schema cannot be used
  */
-function outputSchemaOf(spec: ModelSpec, schema: Json) {
+function validatorOf(spec: ModelSpec, schema: Json): z.ZodType {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
     throw new ModelCallError('CONFIG_INVALID', `${where(spec)}: output_schema must be a JSON Schema object`, {
       retryable: false,
@@ -286,7 +306,13 @@ function outputSchemaOf(spec: ModelSpec, schema: Json) {
       { retryable: false, cause: err },
     );
   }
-  return jsonSchema<unknown>(schema as JSONSchema7, {
+  return validator;
+}
+
+/** The AI SDK schema of a JSON Schema, checked with {@link validatorOf}. */
+function outputSchemaOf(spec: ModelSpec, schema: Json, sdk: Sdk) {
+  const validator = validatorOf(spec, schema);
+  return sdk.ai.jsonSchema<unknown>(schema as JSONSchema7, {
     validate: (value) => {
       const r = validator.safeParse(value);
       return r.success
@@ -315,6 +341,33 @@ export function tokensOf(usage: LanguageModelUsage | undefined): TokenUsage {
 }
 
 /**
+ * An AI SDK error class test that needs no import of the SDK: the SDK marks its errors with a
+ * `Symbol.for('vercel.ai.error.<name>')` property set to true, and its own `isInstance` checks
+ * exactly that (`AISDKError.hasMarker` in @ai-sdk/provider), so the checks agree across copies.
+ */
+function sdkError<T>(name: string): { isInstance(e: unknown): e is T } {
+  const marker = Symbol.for(`vercel.ai.error.${name}`);
+  return {
+    isInstance: (e: unknown): e is T =>
+      typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[marker] === true,
+  };
+}
+
+type SdkError = Error & { cause?: unknown };
+const SDK_ERRORS = {
+  APICallError: sdkError<SdkError & { statusCode?: number; responseBody?: string }>('AI_APICallError'),
+  EmptyResponseBodyError: sdkError<SdkError>('AI_EmptyResponseBodyError'),
+  InvalidResponseDataError: sdkError<SdkError>('AI_InvalidResponseDataError'),
+  JSONParseError: sdkError<SdkError>('AI_JSONParseError'),
+  LoadAPIKeyError: sdkError<SdkError>('AI_LoadAPIKeyError'),
+  NoContentGeneratedError: sdkError<SdkError>('AI_NoContentGeneratedError'),
+  NoObjectGeneratedError: sdkError<SdkError & { text?: string }>('AI_NoObjectGeneratedError'),
+  NoOutputGeneratedError: sdkError<SdkError>('AI_NoOutputGeneratedError'),
+  RetryError: sdkError<SdkError & { errors: unknown[]; lastError: unknown }>('AI_RetryError'),
+  TypeValidationError: sdkError<SdkError>('AI_TypeValidationError'),
+};
+
+/**
  * Turn an AI SDK error into a {@link ModelCallError}: 401/403 → `auth` (not retryable); 429 →
  * `rate_limited`; 5xx, 408, 409 and network errors → `provider`; other 4xx → `provider`, not
  * retryable; no answer, unparsable or schema-mismatched output → `bad_response`.
@@ -325,6 +378,18 @@ export function tokensOf(usage: LanguageModelUsage | undefined): TokenUsage {
  */
 export function classifyModelError(err: unknown, label: string): ModelCallError {
   if (err instanceof ModelCallError) return err;
+  const {
+    APICallError,
+    EmptyResponseBodyError,
+    InvalidResponseDataError,
+    JSONParseError,
+    LoadAPIKeyError,
+    NoContentGeneratedError,
+    NoObjectGeneratedError,
+    NoOutputGeneratedError,
+    RetryError,
+    TypeValidationError,
+  } = SDK_ERRORS;
   let tries = '';
   let e = err;
   if (RetryError.isInstance(e)) {
@@ -402,7 +467,7 @@ export function classifyModelError(err: unknown, label: string): ModelCallError 
 }
 
 /** The provider's own error message from an API error body, else the SDK's message. */
-function providerMessage(e: APICallError): string {
+function providerMessage(e: { responseBody?: string; message: string }): string {
   const body = e.responseBody;
   if (body) {
     try {
@@ -452,23 +517,25 @@ export async function runModel(
   prompt: string,
   options: RunModelOptions = {},
 ): Promise<ModelAnswer> {
-  const resolved = resolveModel(spec, options.env ?? {});
+  const sdk = await loadSdk();
+  const resolved = resolveModel(spec, options.env ?? {}, sdk);
   const label = `${resolved.provider} model "${resolved.model}" at ${resolved.baseUrl}`;
   const schemaJson = options.schema === undefined ? spec.outputSchema : options.schema;
-  const schema = schemaJson === undefined || schemaJson === null ? null : outputSchemaOf(spec, schemaJson);
+  const schema =
+    schemaJson === undefined || schemaJson === null ? null : outputSchemaOf(spec, schemaJson, sdk);
   const system = options.system ?? spec.systemPrompt;
   const signal = options.signal;
   const aborted = (): ModelCallError =>
     new ModelCallError('ATTEMPT_CANCELED', `${label}: the call was aborted`, { retryable: true });
   if (signal?.aborted) throw aborted();
 
-  const result = streamText({
+  const result = sdk.ai.streamText({
     model: resolved.language,
     prompt,
     ...(system === undefined ? {} : { system }),
     maxRetries: options.maxRetries ?? LLM_MAX_RETRIES,
     ...(signal === undefined ? {} : { abortSignal: signal }),
-    ...(schema === null ? {} : { output: Output.object({ schema }) }),
+    ...(schema === null ? {} : { output: sdk.ai.Output.object({ schema }) }),
     // errors are read from the stream below; the default handler would print them to stderr
     onError: () => undefined,
   });
