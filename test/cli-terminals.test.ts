@@ -294,7 +294,8 @@ describe('another terminal while a run goes on', () => {
         'tasks:',
         '  slow:',
         '    agent: sh',
-        '    prompt: sleep 2; echo slow',
+        // long enough to be seen running by a `smith tasks` poll on a loaded machine
+        '    prompt: sleep 8; echo slow',
         '',
       ].join('\n'),
     );

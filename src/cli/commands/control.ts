@@ -216,7 +216,10 @@ export async function guideCommand(ctx: Context, id: string, text: string): Prom
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
     const task = await findOneTask(store, id);
-    await guideTask(store, task, text, actor(), (await ownerIsAlive(store)) !== undefined);
+    const owner = await ownerIsAlive(store);
+    await guideTask(store, task, text, actor(), owner !== undefined);
+    // the running smith notes it before this returns, so even the task's first attempt gets it
+    if (owner) await waitForOwner(store, task.id, task, 10_000);
     if (ctx.json) {
       process.stdout.write(
         JSON.stringify({ id: task.id, key: task.key, state: task.state, guided: true }) + '\n',

@@ -57,8 +57,13 @@ describe('process-group', () => {
     const mark = randomUUID();
     const { child, firstLine } = await startMarked('sleep 1000 & g=$!; sleep 1000 & echo $g; wait', mark);
     const grandchild = Number(firstLine);
-    const found = findProcessesByEnv('SMITH_TEST_MARK', mark);
-    // The shell and its two sleeps, all started before the shell printed.
+    // The shell and its two sleeps, all forked before the shell printed (a child between fork and
+    // exec may show no environment for a moment: look again until all three are seen).
+    let found = findProcessesByEnv('SMITH_TEST_MARK', mark);
+    for (let i = 0; i < 50 && found.length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      found = findProcessesByEnv('SMITH_TEST_MARK', mark);
+    }
     expect(found).toHaveLength(3);
     expect(found).toContain(child.pid);
     expect(found).toContain(grandchild);
