@@ -5,15 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  Sandbox,
-  byKey,
-  lastJson,
-  shAgent,
-  tasksJson,
-  waitFor,
-  type RunSummaryJson,
-} from './fixtures/smith-cli.js';
+import { Sandbox, byKey, lastJson, shAgent, waitFor, type RunSummaryJson } from './fixtures/smith-cli.js';
 
 let box: Sandbox;
 beforeEach(() => {
@@ -88,7 +80,11 @@ describe('smith guide', () => {
       ].join('\n'),
     );
     const run = box.start(['run', 'wf.yaml', '--json']);
-    await waitFor('the first task to run', async () => (await tasksJson(box, ['--state', 'running']))[0]);
+    // (the store appears once the run has started: until then `smith tasks` says there is none)
+    await waitFor('the first task to run', async () => {
+      const r = await box.run(['tasks', '--state', 'running', '--json']);
+      return r.code === 0 && (JSON.parse(r.stdout) as unknown[]).length > 0;
+    });
     const g = await box.run(['guide', 'second', 'be brief']);
     expect(g.code, g.stderr).toBe(0);
     writeFileSync(go, '');
