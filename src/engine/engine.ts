@@ -1626,31 +1626,19 @@ export class Engine {
       ]);
     };
     const duration = now - run.startedAt;
-    if (o.status === 'succeeded' && t.governance) {
-      // a governed task's result is judged before it completes
-      const ok = await this.transition(l, 'judging', {
-        actor: 'engine',
-        expectEpoch: run.epoch,
-        set: { output: o.output, exitCode: o.exitCode, reason: null, ...spendSet },
-        data: {
-          attempt: run.number,
-          agent: run.agent.spec.name,
-          exit_code: o.exitCode,
-          duration_ms: duration,
-          ...spendData,
-        },
-        attemptId: run.id,
-        extra: [attemptOp('succeeded')],
-      });
-      if (ok) this.startJudging(l, run.agent.spec.name, run.number);
-      else await stale();
-      return;
-    }
     if (o.status === 'succeeded') {
-      const ok = await this.transition(l, 'completed', {
+      // a governed task's result is judged before it completes
+      const judged = t.governance !== null;
+      const ok = await this.transition(l, judged ? 'judging' : 'completed', {
         actor: 'engine',
         expectEpoch: run.epoch,
-        set: { output: o.output, exitCode: o.exitCode, reason: null, endedAt: now, ...spendSet },
+        set: {
+          output: o.output,
+          exitCode: o.exitCode,
+          reason: null,
+          ...(judged ? {} : { endedAt: now }),
+          ...spendSet,
+        },
         data: {
           attempt: run.number,
           agent: run.agent.spec.name,
@@ -1661,8 +1649,9 @@ export class Engine {
         attemptId: run.id,
         extra: [attemptOp('succeeded')],
       });
-      if (ok) await this.ended(l);
-      else await stale();
+      if (!ok) await stale();
+      else if (judged) this.startJudging(l, run.agent.spec.name, run.number);
+      else await this.ended(l);
       return;
     }
     const overBudget = run.stop?.kind === 'budget' || o.reason === 'budget_exceeded';

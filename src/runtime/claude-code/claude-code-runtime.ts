@@ -18,14 +18,8 @@ import { DEFAULT_OUTPUT_LIMIT_BYTES } from '../process/output-capture.js';
 import { spawnAttempt } from '../process/process-runtime.js';
 import type { EndedBy, StdoutProtocol } from '../process/process-runtime.js';
 import { promptWithGuidance } from '../types.js';
-import type {
-  AgentRuntime,
-  AttemptContext,
-  AttemptHandle,
-  AttemptOutcome,
-  FailureReason,
-  RuntimeEvent,
-} from '../types.js';
+import type { AgentRuntime, AttemptContext, AttemptHandle, AttemptOutcome, RuntimeEvent } from '../types.js';
+import { failedBeforeStart } from '../failed-attempt.js';
 import { StreamJsonParser, classifyFailure } from './stream-json.js';
 
 /** The executable run when the agent sets no `command`, looked up on `PATH`. */
@@ -121,7 +115,7 @@ export class ClaudeCodeRuntime implements AgentRuntime {
     const budget = claudeBudgetUsd(ctx);
     if (budget !== undefined && !(budget > 0)) {
       const error = `agent "${ctx.agent.name}": no budget left for this attempt (${budget} USD); raise the task's or the agent's budget`;
-      return failedAtStart(error, 'budget_exceeded');
+      return failedBeforeStart(error, { reason: 'budget_exceeded', retryable: false });
     }
 
     let home: string | null = null;
@@ -131,7 +125,7 @@ export class ClaudeCodeRuntime implements AgentRuntime {
         home = mkdtempSync(path.join(tmpdir(), 'smith-claude-home-'));
       } catch (err) {
         const error = `agent "${ctx.agent.name}": could not make a HOME for isolate_home in ${tmpdir()}: ${String(err)}`;
-        return failedAtStart(error, 'crashed');
+        return failedBeforeStart(error, { reason: 'crashed', retryable: false });
       }
       env.HOME = home;
     }
@@ -403,28 +397,4 @@ function realPathOr(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-/** An attempt that fails before any process is started. */
-function failedAtStart(error: string, reason: FailureReason): AttemptHandle {
-  const outcome: AttemptOutcome = {
-    status: 'failed',
-    exitCode: null,
-    signal: null,
-    output: '',
-    error,
-    stdoutBytes: 0,
-    stderrBytes: 0,
-    droppedBytes: 0,
-    stderr: '',
-    reason,
-    retryable: false,
-  };
-  return {
-    pid: null,
-    done: Promise.resolve(outcome),
-    cancel: () => undefined,
-    pause: () => undefined,
-    resume: () => undefined,
-  };
 }

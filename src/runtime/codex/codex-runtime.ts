@@ -20,6 +20,7 @@ import { DEFAULT_OUTPUT_LIMIT_BYTES } from '../process/output-capture.js';
 import { spawnAttempt } from '../process/process-runtime.js';
 import type { EndedBy, StdoutProtocol } from '../process/process-runtime.js';
 import type { AgentRuntime, AttemptContext, AttemptHandle, AttemptOutcome, RuntimeEvent } from '../types.js';
+import { failedBeforeStart } from '../failed-attempt.js';
 import { CodexEventParser, classifyCodexError } from './codex-events.js';
 import type { CodexUsageTotals } from './codex-events.js';
 import {
@@ -260,7 +261,7 @@ export class CodexRuntime implements AgentRuntime {
   start(ctx: AttemptContext): AttemptHandle {
     const { agent } = ctx;
     const problem = codexConfigProblem(agent);
-    if (problem !== null) return failedAttempt(configError(agent, problem).message, false);
+    if (problem !== null) return failedAttemptOf(configError(agent, problem).message, false);
 
     const emit = (event: RuntimeEvent): void => {
       try {
@@ -276,7 +277,7 @@ export class CodexRuntime implements AgentRuntime {
       try {
         homes = prepareAttemptHomes(this.homeRoot, ctx.input.id);
       } catch (err) {
-        return failedAttempt(
+        return failedAttemptOf(
           `agent "${agent.name}": could not make a codex home under "${this.homeRoot}": ${String(err)}; free the disk or set isolate_home: false`,
           true,
         );
@@ -502,27 +503,8 @@ function configError(agent: AgentSpec, problem: string): NonRetryableError {
   );
 }
 
-/** An attempt that failed before anything was started. */
-function failedAttempt(error: string, retryable: boolean): AttemptHandle {
-  const outcome: AttemptOutcome = {
-    status: 'failed',
-    exitCode: null,
-    signal: null,
-    output: '',
-    error,
-    stdoutBytes: 0,
-    stderrBytes: 0,
-    droppedBytes: 0,
-    stderr: '',
-  };
-  if (!retryable) outcome.retryable = false;
-  return {
-    pid: null,
-    done: Promise.resolve(outcome),
-    cancel: () => undefined,
-    pause: () => undefined,
-    resume: () => undefined,
-  };
+function failedAttemptOf(error: string, retryable: boolean) {
+  return failedBeforeStart(error, retryable ? {} : { retryable: false });
 }
 
 /** A one-shot timer that fires once codex has only been reconnecting for `ms`; stops while paused. */

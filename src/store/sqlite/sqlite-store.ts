@@ -349,6 +349,17 @@ function rowToAttempt(r: Row): Attempt & { owner: string } {
   };
 }
 
+function rowToEvent(r: Row): TaskEvent {
+  return {
+    seq: Number(r.seq),
+    taskId: r.task_id as string,
+    attemptId: (r.attempt_id as string | null) ?? null,
+    time: Number(r.time),
+    type: r.type as TaskEventType,
+    data: JSON.parse(r.data as string) as Json,
+  };
+}
+
 function rowToWorkflow(r: Row): Workflow {
   return {
     id: r.id as string,
@@ -1175,16 +1186,7 @@ export class SqliteStore implements Store {
         .where('type', '=', type)
         .orderBy('seq'),
     );
-    return Promise.resolve(
-      rows.map((r) => ({
-        seq: Number(r.seq),
-        taskId: r.task_id as string,
-        attemptId: (r.attempt_id as string | null) ?? null,
-        time: Number(r.time),
-        type: r.type as TaskEventType,
-        data: JSON.parse(r.data as string) as Json,
-      })),
-    );
+    return Promise.resolve(rows.map(rowToEvent));
   }
 
   getEvents(taskId: string, afterSeq = 0, limit = 10_000): Promise<TaskEvent[]> {
@@ -1198,16 +1200,7 @@ export class SqliteStore implements Store {
         .orderBy('seq')
         .limit(limit),
     );
-    return Promise.resolve(
-      rows.map((r) => ({
-        seq: Number(r.seq),
-        taskId: r.task_id as string,
-        attemptId: (r.attempt_id as string | null) ?? null,
-        time: Number(r.time),
-        type: r.type as TaskEventType,
-        data: JSON.parse(r.data as string) as Json,
-      })),
-    );
+    return Promise.resolve(rows.map(rowToEvent));
   }
 
   getWorkflow(id: string): Promise<Workflow | undefined> {
