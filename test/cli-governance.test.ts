@@ -114,6 +114,13 @@ describe('governed tasks', () => {
     expect(t.reason).toMatch(/secret-notes\.txt/);
     expect(git('rev-list', '--count', 'main')).toBe('1');
     expect(git('show', `smith/${t.id}:secret-notes.txt`)).toBe('oops');
+    // the rejected task's worktree is listed, and pruning it keeps the branch with its commits
+    const list = await box.json<{ name: string; taskId: string }[]>(['worktrees']);
+    expect(list.value.map((w) => w.taskId)).toEqual([t.id]);
+    const prune = await box.run(['worktrees', 'prune']);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+    expect(prune.stdout).toContain(t.id);
+    expect(git('show', `smith/${t.id}:secret-notes.txt`)).toBe('oops');
   });
 
   it('a placeholder is sent back to the agent with the reasons, and rejected when the rounds run out', async () => {

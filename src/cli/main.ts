@@ -11,6 +11,7 @@ import {
 } from './commands/inspect.js';
 import { SmithError } from '../core/errors.js';
 import { attachAgentCommand } from './commands/attach.js';
+import { worktreesCommand, worktreesPruneCommand } from './commands/worktrees.js';
 import {
   waiverAddCommand,
   waiverListCommand,
@@ -214,6 +215,17 @@ export function buildProgram(exit: (code: number) => void): Command {
       .option('--json', 'JSON object')
       .action(act(async (g, id: string) => controlCommand(await context(g), verb, id)));
   }
+
+  const worktrees = program
+    .command('worktrees')
+    .description('the task worktrees of this home, with their task, branch and lease')
+    .option('--json', 'JSON array')
+    .action(act(async (g) => worktreesCommand(await context(g))));
+  worktrees
+    .command('prune')
+    .description('remove the worktrees of ended tasks, keeping any unsaved work in a snapshot ref')
+    .option('--json', 'JSON array')
+    .action(act(async (g) => worktreesPruneCommand(await context(g))));
 
   program
     .command('attach')
