@@ -337,6 +337,7 @@ describe('quality judge', () => {
 
   it('flags a newly skipped test', async () => {
     const repo = project();
+    // the agent's change skips a test in the repository under judgement (what the judge must flag)
     repo.write('src/math.test.ts', "it.skip('adds', () => {});\nit('adds zero', () => {});\n").commit('skip');
     const v = await qualityJudge().evaluate(context(repo));
     expect(v.decision).toBe('revise');

@@ -1774,6 +1774,7 @@ export class Engine {
       if (l.wf) l.wf.live--;
     }
     if (l.retryTimer) clearTimeout(l.retryTimer);
+    this.maybeGuided.delete(t.id);
     if (t.state === 'completed') {
       for (const id of l.dependents) {
         const d = this.live.get(id);

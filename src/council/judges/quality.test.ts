@@ -124,6 +124,7 @@ describe('findEmptyFunctions', () => {
 });
 
 describe('findSkippedTests', () => {
+  // these strings are inputs for the skip detector (lines an agent might add), not skipped tests here
   it.each([
     "it.skip('works', () => {});",
     "describe.skip('suite', () => {});",
@@ -182,7 +183,7 @@ describe('test files and removed cases', () => {
         addedLines: [{ line: 3, text: "  it('adds two', () => {" }],
       }),
     ).toEqual([]);
-    // A skipped one is flagged as skipped, not as removed.
+    // A skipped one is flagged as skipped, not as removed (the line is judged input, not a skip here).
     expect(
       removedTestCases({
         removedLines: removed.slice(0, 1),

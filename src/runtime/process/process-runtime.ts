@@ -26,8 +26,9 @@ import {
   waitUntilGone,
 } from './process-group.js';
 
-/** Default ms between SIGTERM and SIGKILL, as documented on `AgentSpec.killGraceMs`. */
-export const DEFAULT_KILL_GRACE_MS = 5000;
+/** Default ms between SIGTERM and SIGKILL (`kill_grace`), as documented on `AgentSpec.killGraceMs`. */
+export { DEFAULT_KILL_GRACE_MS } from '../../core/schema/config-schema.js';
+import { DEFAULT_KILL_GRACE_MS } from '../../core/schema/config-schema.js';
 
 /**
  * After the leader exited and its group was killed, ms to wait for stdout and stderr to close
@@ -39,8 +40,8 @@ const DRAIN_MS = 1000;
 const GONE_WAIT_MS = 2000;
 /** ms between checks while waiting for them. */
 const GONE_POLL_MS = 10;
-/** Longest delay setTimeout honours (2^31-1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2_147_483_647;
+/** Longest delay setTimeout honours (2^31-1 ms, about 24.8 days); longer waits are made in steps. */
+export const MAX_TIMER_MS = 2_147_483_647;
 /** Longest stderr line quoted in an error message, in characters. */
 const ERROR_LINE_CHARS = 500;
 /** Bytes of a stderr line decoded to find the last non-empty one. */

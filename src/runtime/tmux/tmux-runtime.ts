@@ -29,6 +29,7 @@ import type { AgentSpec } from '../../core/types.js';
 import { resolveExecutable } from '../process/command.js';
 import { DEFAULT_OUTPUT_LIMIT_BYTES } from '../process/output-capture.js';
 import { findProcessesByEnv } from '../process/process-group.js';
+import { DEFAULT_KILL_GRACE_MS, MAX_TIMER_MS } from '../process/process-runtime.js';
 import type { AgentRuntime, AttemptContext, AttemptHandle, AttemptOutcome, FailureReason } from '../types.js';
 import { TerminalLineDecoder } from './pane-output.js';
 import { paneForegroundGroup, paneForegroundIsIdle, paneSessionMembers, signalAll } from './pane-process.js';
@@ -48,8 +49,6 @@ import type { PaneProgram } from './tmux.js';
 
 /** Default ms of pane silence that ends a quiet-mode run (a program that is not a shell). */
 export const DEFAULT_QUIET_MS = 5000;
-/** Default ms between SIGTERM and SIGKILL, as documented on `AgentSpec.killGraceMs`. */
-const DEFAULT_KILL_GRACE_MS = 5000;
 /** ms between checks that the tmux server and the pane are alive. */
 const HEALTH_POLL_MS = 1000;
 /** ms between reads of the pane's output file. */
@@ -66,8 +65,6 @@ const END_MARKER_WAIT_MS = 2000;
 const READY_WAIT_MS = 5000;
 /** ms a new pane's screen must stay unchanged before it counts as ready. */
 const READY_QUIET_MS = 200;
-/** Longest delay setTimeout honours (2^31-1 ms). */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Longest output line quoted in an error message, in characters. */
 const ERROR_LINE_CHARS = 500;
 /** The window user option that records the working directory a pane's program started in. */
