@@ -1,7 +1,6 @@
 /**
  * Terminal output helpers: tables, durations, colors (only on a TTY and without NO_COLOR).
  */
-import type { Task } from '../core/types.js';
 
 /** True when stream `s` is a terminal that takes colors. */
 export function useColor(s: NodeJS.WriteStream): boolean {
@@ -78,11 +77,7 @@ export function table(rows: string[][]): string {
     .join('\n');
 }
 
-/** The duration a task ran (start to end, or to now). */
-export function taskDuration(t: Task): number | null {
-  if (t.startedAt === null) return null;
-  return (t.endedAt ?? Date.now()) - t.startedAt;
-}
+export { taskDuration } from '../core/views.js';
 
 /**
  * Spend for tables: `$0.0123 · 15.2k tok`, `-` when nothing was spent.

@@ -144,6 +144,65 @@ export interface RequestsTable {
   result: string | null;
 }
 
+/** The `api_keys` table: `hash` is SHA-256 (hex) of the secret with the server's pepper. */
+export interface ApiKeysTable {
+  id: string;
+  hash: string;
+  role: string;
+  name: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+/** The `chat_sessions` table. */
+export interface ChatSessionsTable {
+  id: string;
+  agent: string;
+  title: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The `chat_messages` table: `seq` counts from 1 within a session; `data` is JSON. */
+export interface ChatMessagesTable {
+  session_id: string;
+  seq: number;
+  role: string;
+  content: string;
+  data: string;
+  time: number;
+}
+
+/** The `saved_queries` table. */
+export interface SavedQueriesTable {
+  id: string;
+  name: string;
+  sql: string;
+  description: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The `alerts` table: `data` is JSON (burn rates, windows). */
+export interface AlertsTable {
+  id: string;
+  slo: string;
+  state: string;
+  severity: string;
+  summary: string;
+  data: string;
+  fired_at: number;
+  acked_at: number | null;
+  acked_by: string | null;
+  resolved_at: number | null;
+  updated_at: number;
+}
+
 /** Every table. */
 export interface Database {
   workflows: WorkflowsTable;
@@ -156,4 +215,9 @@ export interface Database {
   leases: LeasesTable;
   requests: RequestsTable;
   waivers: WaiversTable;
+  api_keys: ApiKeysTable;
+  chat_sessions: ChatSessionsTable;
+  chat_messages: ChatMessagesTable;
+  saved_queries: SavedQueriesTable;
+  alerts: AlertsTable;
 }

@@ -52,6 +52,17 @@ export type Op =
   | { op: 'putWaiver'; id: string; taskId: string; data: Json; createdAt: number }
   | { op: 'setInstance'; agent: string; index: number; state: InstanceState; restarts?: number }
   | { op: 'request'; taskId: string; action: RequestAction; actor: string; data?: Json }
+  /** Insert or replace an API key (revocation sets `revokedAt`). */
+  | { op: 'putApiKey'; key: ApiKeyRecord }
+  /** Insert or replace a chat session. */
+  | { op: 'putChatSession'; session: ChatSessionRecord }
+  /** Append a chat message; a (session, seq) already recorded makes the change fail. */
+  | { op: 'chatMessage'; message: ChatMessageRecord }
+  /** Insert or replace a saved query (by id; names are unique). */
+  | { op: 'putSavedQuery'; query: SavedQueryRecord }
+  | { op: 'deleteSavedQuery'; id: string }
+  /** Insert or replace an alert. */
+  | { op: 'putAlert'; alert: AlertRecord }
   | { op: 'requestDone'; id: number; result: string };
 
 /**
@@ -60,6 +71,77 @@ export type Op =
  */
 export type RequestAction =
   'cancel' | 'pause' | 'resume' | 'retry' | 'adopt' | 'approve' | 'reject' | 'override' | 'guide';
+
+/** Roles of API keys, least to most powerful. */
+export type Role = 'viewer' | 'operator' | 'admin';
+
+/** An API key as stored: never its secret, only the peppered hash. Times in ms since the epoch. */
+export interface ApiKeyRecord {
+  id: string;
+  /** SHA-256 (hex) of the secret with the server's pepper. */
+  hash: string;
+  role: Role;
+  name: string;
+  createdBy: string;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+
+/** A chat session bound to an agent. */
+export interface ChatSessionRecord {
+  id: string;
+  agent: string;
+  title: string;
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One message of a chat session; `seq` counts from 1. */
+export interface ChatMessageRecord {
+  sessionId: string;
+  seq: number;
+  role: 'user' | 'agent' | 'system';
+  content: string;
+  /** Extra fields (the task that answered, its state). */
+  data: Json;
+  time: number;
+}
+
+/** A saved read-only SQL query of the database explorer. */
+export interface SavedQueryRecord {
+  id: string;
+  name: string;
+  sql: string;
+  description: string;
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Alert states: firing, then acknowledged by a person, then resolved when the SLO recovers. */
+export type AlertState = 'firing' | 'acknowledged' | 'resolved';
+
+/** An SLO alert. */
+export interface AlertRecord {
+  id: string;
+  slo: string;
+  state: AlertState;
+  severity: 'page' | 'ticket';
+  summary: string;
+  /** Burn rates and windows that fired it. */
+  data: Json;
+  firedAt: number;
+  ackedAt: number | null;
+  ackedBy: string | null;
+  resolvedAt: number | null;
+  updatedAt: number;
+}
+
+/** A task event with the id of its task's workflow (the server's event stream). */
+export type StreamEvent = TaskEvent & { workflowId: string | null };
 
 /** A pending request. */
 export interface Request {
@@ -100,6 +182,11 @@ export interface TaskFilter {
   /** At most this many, newest first when `newestFirst`. Default: all. */
   limit?: number;
   newestFirst?: boolean;
+  /**
+   * Keyset cursor: only tasks after this one in the listing's order (older ones when
+   * `newestFirst`). Pages are stable while tasks are added.
+   */
+  after?: { createdAt: number; id: string };
 }
 
 /** The engine lease of a home: who owns the engine. */
@@ -163,6 +250,28 @@ export interface Store {
   /** Audit records about one subject, ascending. */
   auditFor(subject: string): Promise<AuditRecord[]>;
   pendingRequests(): Promise<Request[]>;
+  /**
+   * Task events of every task with `seq` > `afterSeq`, ascending, at most `limit` (the server's
+   * event stream and its replay after a reconnect).
+   */
+  eventsSince(afterSeq: number, limit: number): Promise<StreamEvent[]>;
+  /** The highest task event seq (0 when none). */
+  lastEventSeq(): Promise<number>;
+
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
+  /** Every API key, oldest first. */
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  getChatSession(id: string): Promise<ChatSessionRecord | undefined>;
+  /** Chat sessions, newest first. */
+  listChatSessions(): Promise<ChatSessionRecord[]>;
+  /** A session's messages with `seq` > `afterSeq`, ascending, at most `limit`. */
+  chatMessages(sessionId: string, afterSeq: number, limit: number): Promise<ChatMessageRecord[]>;
+  /** A saved query by id or name. */
+  getSavedQuery(idOrName: string): Promise<SavedQueryRecord | undefined>;
+  listSavedQueries(): Promise<SavedQueryRecord[]>;
+  getAlert(id: string): Promise<AlertRecord | undefined>;
+  /** Alerts (in these states when given), newest first. */
+  listAlerts(states?: AlertState[]): Promise<AlertRecord[]>;
 
   /**
    * Take the engine lease if it is free, expired, or held by a process that is gone.

@@ -8,7 +8,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SmithError } from '../../core/errors.js';
-import { canTransitionTask, isTerminalTaskState, TASK_STATES } from '../../core/states.js';
+import { actionRefusal, type TaskAction } from '../../core/views.js';
 import type { Json, Task } from '../../core/types.js';
 import { Engine } from '../../engine/engine.js';
 import {
@@ -43,44 +43,6 @@ function actor(): string {
   return `user:${process.env.USER ?? process.env.LOGNAME ?? 'unknown'}`;
 }
 
-/**
- * Why `action` cannot apply to `t` in its current state (the task state machine decides), or
- * undefined when it can. Checked before asking a running smith, which could not report it back.
- */
-function refusal(action: RequestAction, t: Task): string | undefined {
-  const name = `task ${t.id} (${t.key})`;
-  switch (action) {
-    case 'cancel':
-      return canTransitionTask(t.state, 'canceled')
-        ? undefined
-        : `${name} is ${t.state}: it has ended, so there is nothing to cancel`;
-    case 'pause': {
-      if (canTransitionTask(t.state, 'paused')) return undefined;
-      const pausable = TASK_STATES.filter((s) => canTransitionTask(s, 'paused'));
-      return `${name} is ${t.state}; only ${pausable.join(', ')} tasks can be paused`;
-    }
-    case 'resume':
-      return t.state === 'paused' ? undefined : `${name} is ${t.state}, not paused; nothing to resume`;
-    case 'retry':
-      if (t.state === 'completed') return `${name} completed; a completed task never runs again`;
-      return isTerminalTaskState(t.state)
-        ? undefined
-        : `${name} is ${t.state}; only failed, rejected or canceled tasks can be retried`;
-    case 'approve':
-      return t.state === 'awaiting_approval'
-        ? undefined
-        : `${name} is ${t.state}, not awaiting_approval; only a task the council approved in strict mode waits for a person`;
-    case 'reject':
-      return canTransitionTask(t.state, 'rejected')
-        ? undefined
-        : `${name} is ${t.state}; it cannot be rejected now`;
-    case 'override':
-      return t.governance ? undefined : `${name} is not judged by the council; nothing to override`;
-    default:
-      return undefined;
-  }
-}
-
 /** Wait until the owner has taken the request; returns the task then, and whether it was taken. */
 async function waitForOwner(
   store: Store,
@@ -113,7 +75,7 @@ export async function controlCommand(
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
     const task = await findOneTask(store, id);
-    const refused = refusal(action, task);
+    const refused = actionRefusal(action as TaskAction, task);
     if (refused) {
       throw new SmithError('INVALID_TRANSITION', refused, { context: { task: task.id, state: task.state } });
     }

@@ -5,6 +5,7 @@
 import { SmithError, TaskNotFoundError } from '../../core/errors.js';
 import { TASK_STATES, type TaskState } from '../../core/states.js';
 import type { Task } from '../../core/types.js';
+import { taskDetailView, taskView } from '../../core/views.js';
 import { copyFileSync, createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -68,30 +69,6 @@ function usageText(d: Record<string, unknown>): string {
   return `${typeof d.model === 'string' ? `${d.model} ` : ''}${parts.join(', ')}`;
 }
 
-/** JSON shape of a task in `smith tasks --json`. */
-function taskJson(t: Task): Record<string, unknown> {
-  return {
-    id: t.id,
-    key: t.key,
-    workflow_id: t.workflowId,
-    agent: t.assignedAgent ?? t.agent,
-    state: t.state,
-    attempts: t.attempts,
-    priority: t.priority,
-    exit_code: t.exitCode,
-    reason: t.reason,
-    cost_usd: t.costUsd,
-    tokens: t.tokens,
-    session_id: t.sessionId,
-    budget: t.budget,
-    governance: t.governance,
-    created_at: new Date(t.createdAt).toISOString(),
-    started_at: t.startedAt === null ? null : new Date(t.startedAt).toISOString(),
-    ended_at: t.endedAt === null ? null : new Date(t.endedAt).toISOString(),
-    duration_ms: taskDuration(t),
-  };
-}
-
 /** `smith tasks`. */
 export async function tasksCommand(
   ctx: Context,
@@ -122,7 +99,7 @@ export async function tasksCommand(
       newestFirst: limit !== undefined,
     });
     if (ctx.json) {
-      process.stdout.write(JSON.stringify(tasks.map(taskJson)) + '\n');
+      process.stdout.write(JSON.stringify(tasks.map(taskView)) + '\n');
       return EXIT.ok;
     }
     const color = useColor(process.stdout);
@@ -182,44 +159,7 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
     const attempts = await store.getAttempts(t.id);
     const events = await store.getEvents(t.id);
     if (ctx.json) {
-      process.stdout.write(
-        JSON.stringify({
-          ...taskJson(t),
-          prompt: t.prompt,
-          needs: t.needs,
-          capabilities: t.capabilities,
-          workdir: t.workdir,
-          output: t.output,
-          max_attempts: t.maxAttempts,
-          epoch: t.epoch,
-          attempts_detail: attempts.map((a) => ({
-            id: a.id,
-            number: a.number,
-            epoch: a.epoch,
-            agent: a.agent,
-            instance: a.instance,
-            state: a.state,
-            pid: a.pid,
-            exit_code: a.exitCode,
-            signal: a.signal,
-            error: a.error,
-            cost_usd: a.costUsd,
-            tokens: a.tokens,
-            usage: a.usage,
-            session_id: a.sessionId,
-            started_at: new Date(a.startedAt).toISOString(),
-            ended_at: a.endedAt === null ? null : new Date(a.endedAt).toISOString(),
-            duration_ms: a.endedAt === null ? null : a.endedAt - a.startedAt,
-          })),
-          events: events.map((e) => ({
-            seq: e.seq,
-            time: new Date(e.time).toISOString(),
-            attempt_id: e.attemptId,
-            type: e.type,
-            data: e.data,
-          })),
-        }) + '\n',
-      );
+      process.stdout.write(JSON.stringify(taskDetailView(t, attempts, events)) + '\n');
       return EXIT.ok;
     }
     const color = useColor(process.stdout);

@@ -8,22 +8,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSmithError, SmithError } from '../../core/errors.js';
 import { parseDuration } from '../../core/schema/index.js';
-import type { AgentSpec, Workflow, WorkflowSpec } from '../../core/types.js';
+import type { Workflow, WorkflowSpec } from '../../core/types.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
-import { Engine, workflowRecords, type EngineOptions } from '../../engine/engine.js';
-import type { Governor } from '../../engine/governance.js';
-import {
-  loadHomeKey,
-  makeGovernor,
-  openCheckpointer,
-  openHomeStore,
-  ownerIsAlive,
-  Ownership,
-  startEngineServices,
-} from '../../engine/home.js';
+import { workflowRecords, type Engine } from '../../engine/engine.js';
+import { openHomeStore, ownerIsAlive } from '../../engine/home.js';
+import { closeSession, mergedAgents, openSession, type Session } from '../../engine/session.js';
 import { loadWorkflow } from '../../engine/loader/index.js';
 import { verifyAuditChain } from '../../provenance/verify.js';
-import { builtinRuntimes } from '../../runtime/builtin.js';
 import type { Store } from '../../store/store.js';
 import { EXIT, type Context } from '../context.js';
 import {
@@ -68,109 +59,6 @@ export interface RunOptions {
   timeout?: string;
   retries?: string;
   concurrency?: string;
-}
-
-interface Session {
-  store: Store;
-  engine: Engine;
-  ownership: Ownership;
-  stopServices: () => Promise<void>;
-  interrupted: boolean;
-}
-
-/** Open the home, take the engine lease (recovering what a dead owner left), start an engine. */
-async function openSession(ctx: Context, agents: AgentSpec[], concurrency?: number): Promise<Session> {
-  const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
-  const late: { engine?: Engine } = {};
-  let ownership: Ownership;
-  let checkpointer: Awaited<ReturnType<typeof openCheckpointer>>;
-  let signingKey: Awaited<ReturnType<typeof loadHomeKey>>;
-  let governor: Governor;
-  try {
-    // a key readable by others, or a bad policy file, is refused before anything runs
-    checkpointer = await openCheckpointer(store, ctx.home);
-    signingKey = await loadHomeKey(ctx.home);
-    governor = await makeGovernor(
-      ctx.home,
-      ctx.config.council,
-      ctx.configFile ? dirname(ctx.configFile) : ctx.cwd,
-      ctx.config.worktrees.dir,
-    );
-    ownership = await Ownership.acquire(store, ctx.home, (err) => {
-      process.stderr.write(`smith: ${err.message}; stopping\n`);
-      void late.engine?.close({ force: true });
-    });
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
-  const r = ownership.recovery;
-  if (r.lostAttempts > 0 || r.killed > 0) {
-    process.stderr.write(
-      `smith: recovered this home after an unclean stop: ${r.lostAttempts} attempt(s) lost and requeued, ${r.killed} leftover process(es) ended\n`,
-    );
-  }
-  const engine = new Engine({
-    store,
-    runtimes: builtinRuntimes(),
-    agents,
-    home: ctx.home,
-    owner: ownership.owner,
-    concurrency: concurrency ?? ctx.config.engine.concurrency,
-    ...engineLimits(ctx),
-    governor,
-    ...(signingKey ? { signingKey } : {}),
-  });
-  late.engine = engine;
-  const services = await startEngineServices(
-    store,
-    ownership,
-    engine,
-    (err) => {
-      process.stderr.write(`smith: the engine's services failed (${(err as Error).message}); stopping\n`);
-      void engine.close({ force: true });
-    },
-    undefined,
-    checkpointer,
-  );
-  return {
-    store,
-    engine,
-    ownership,
-    stopServices: async () => {
-      await services.stop();
-      // the chain's tail is signed at shutdown
-      await checkpointer?.checkpointNow();
-    },
-    interrupted: false,
-  };
-}
-
-/** Budget, prices and per-runtime caps from `smith.yaml`, as engine options. */
-export function engineLimits(ctx: Context): Pick<EngineOptions, 'budget' | 'prices' | 'runtimeConcurrency'> {
-  const caps: Record<string, number> = {};
-  for (const [kind, r] of Object.entries(ctx.config.runtimes))
-    if (r.concurrency !== undefined) caps[kind] = r.concurrency;
-  return {
-    ...(ctx.config.budget !== undefined ? { budget: ctx.config.budget } : {}),
-    prices: ctx.config.prices,
-    runtimeConcurrency: caps,
-  };
-}
-
-async function closeSession(s: Session): Promise<void> {
-  await s.engine.close();
-  await s.stopServices();
-  await s.ownership.release().catch(() => undefined);
-  await s.store.close();
-}
-
-/** Agents of the config merged with those of a workflow (the workflow's win). */
-function mergedAgents(ctx: Context, spec?: WorkflowSpec): AgentSpec[] {
-  const all = new Map<string, AgentSpec>();
-  for (const a of Object.values(ctx.config.agents)) all.set(a.name, a);
-  for (const a of Object.values(spec?.agents ?? {})) all.set(a.name, a);
-  return [...all.values()];
 }
 
 /** Fail before anything runs when an agent the workflow needs cannot start here. */
@@ -392,7 +280,7 @@ async function runSpec(
 ): Promise<number> {
   let s: Session;
   try {
-    s = await openSession(ctx, mergedAgents(ctx, spec), concurrency);
+    s = await openSession(ctx, mergedAgents(ctx.config, spec), concurrency);
   } catch (err) {
     // another smith owns this home: hand the workflow to it and follow it from here
     if (isSmithError(err, 'LEASE_HELD') && !after) return runViaOwner(ctx, spec, concurrency);
@@ -482,7 +370,7 @@ async function runViaOwner(ctx: Context, spec: WorkflowSpec, concurrency?: numbe
       // the owner left before the workflow ended: take the home over and finish it
       let s: Session;
       try {
-        s = await openSession(ctx, mergedAgents(ctx, spec), concurrency);
+        s = await openSession(ctx, mergedAgents(ctx.config, spec), concurrency);
       } catch (err) {
         if (isSmithError(err, 'LEASE_HELD')) continue;
         throw err;
@@ -510,7 +398,7 @@ async function runViaOwner(ctx: Context, spec: WorkflowSpec, concurrency?: numbe
 
 /** `smith resume`: finish every unfinished workflow of this home. */
 export async function resumeCommand(ctx: Context): Promise<number> {
-  const s = await openSession(ctx, mergedAgents(ctx));
+  const s = await openSession(ctx, mergedAgents(ctx.config));
   const summaries: RunSummary[] = [];
   try {
     await s.engine.start();

@@ -71,7 +71,28 @@ export interface SmithConfig {
     policy?: string;
     judges: JudgeConfig[];
   };
+  /** `smith serve`: where it listens and the limits of its API. */
+  server: ServerConfig;
 }
+
+/** The `server:` section of `smith.yaml` (every field optional). */
+export interface ServerConfig {
+  /** Interface to bind. Default `127.0.0.1` (loopback only). */
+  host: string;
+  /** TCP port. Default 7700. */
+  port: number;
+  /** Requests per key per `rateWindowMs`. Default 1000. */
+  rateLimit: number;
+  /** Rate-limit window in ms. Default 60000 (one minute). */
+  rateWindowMs: number;
+  /** Largest request body in bytes; larger gets 413. Default 1 MiB. */
+  bodyLimit: number;
+  /** Origins allowed by CORS; empty (default) turns CORS off. */
+  corsOrigins: string[];
+}
+
+/** Default port of `smith serve`. */
+export const DEFAULT_SERVER_PORT = 7700;
 
 /** An agent as its schema outputs it: everything but `name`, which comes from its key. */
 export type AgentFields = Omit<AgentSpec, 'name'>;
@@ -618,6 +639,21 @@ export const configSchema = z.preprocess(
           'the council section',
         ),
       ),
+      server: nullAsAbsent(
+        strictFields(
+          {
+            host: z.string({ error: 'expected a host name or IP address' }).min(1).optional(),
+            port: intSchema('a TCP port from 0 to 65535', 0, 65535).optional(),
+            rate_limit: intSchema('a positive number of requests per window', 1).optional(),
+            rate_window: durationSchema(true).optional(),
+            body_limit: bytesSchema.optional(),
+            cors_origins: z
+              .array(z.string().min(1), { error: 'expected a list of origins (https://example.com)' })
+              .optional(),
+          },
+          'the server section',
+        ),
+      ),
       runtimes: nullAsAbsent(
         z.record(
           z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: 'expected a runtime name such as "claude-code"' }),
@@ -654,6 +690,14 @@ export const configSchema = z.preprocess(
           return out;
         }),
         ...(raw.council?.policy !== undefined ? { policy: raw.council.policy } : {}),
+      },
+      server: {
+        host: raw.server?.host ?? '127.0.0.1',
+        port: raw.server?.port ?? DEFAULT_SERVER_PORT,
+        rateLimit: raw.server?.rate_limit ?? 1000,
+        rateWindowMs: raw.server?.rate_window ?? 60_000,
+        bodyLimit: raw.server?.body_limit ?? 1024 * 1024,
+        corsOrigins: raw.server?.cors_origins ?? [],
       },
     };
     if (raw.budget !== undefined) config.budget = raw.budget;

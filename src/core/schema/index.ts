@@ -29,7 +29,7 @@ export {
   didYouMean,
   smithErrorMap,
 } from './config-schema.js';
-export type { AgentFields, JudgeConfig, ModelPrice, SmithConfig } from './config-schema.js';
+export type { AgentFields, JudgeConfig, ModelPrice, ServerConfig, SmithConfig } from './config-schema.js';
 export { TASK_FIELDS, taskListItemSchema, taskSchema, workflowFileSchema } from './workflow-schema.js';
 export type { WorkflowFile, WorkflowFileTask } from './workflow-schema.js';
 export { checkDag, checkRouting, topologicalOrder, validateDag, validateRouting } from './dag.js';

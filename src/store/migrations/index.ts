@@ -7,6 +7,7 @@ import * as m0001 from './0001-initial.js';
 import * as m0002 from './0002-task-trigger.js';
 import * as m0003 from './0003-spend.js';
 import * as m0004 from './0004-governance.js';
+import * as m0005 from './0005-server.js';
 
 /** Every migration by name; names sort in the order they run. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0002-task-trigger': m0002,
   '0003-spend': m0003,
   '0004-governance': m0004,
+  '0005-server': m0005,
 };

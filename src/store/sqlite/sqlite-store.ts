@@ -34,12 +34,19 @@ import type {
 import { MIGRATIONS } from '../migrations/index.js';
 import type { Database as Schema } from '../schema.js';
 import type {
+  AlertRecord,
+  AlertState,
+  ApiKeyRecord,
+  ChatMessageRecord,
+  ChatSessionRecord,
   CommitResult,
   Lease,
   Op,
   Request,
   RequestAction,
+  SavedQueryRecord,
   SpendTotals,
+  StreamEvent,
   Store,
   StoreOptions,
   TaskFilter,
@@ -398,6 +405,63 @@ function rowToLease(r: Row): Lease {
 }
 
 /** A LIKE pattern matching values that start with `prefix` (its `%`, `_` and `\` taken literally). */
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+function rowToApiKey(r: Row): ApiKeyRecord {
+  return {
+    id: r.id as string,
+    hash: r.hash as string,
+    role: r.role as ApiKeyRecord['role'],
+    name: r.name as string,
+    createdBy: r.created_by as string,
+    createdAt: Number(r.created_at),
+    expiresAt: num(r.expires_at),
+    revokedAt: num(r.revoked_at),
+    lastUsedAt: num(r.last_used_at),
+  };
+}
+
+function rowToChatSession(r: Row): ChatSessionRecord {
+  return {
+    id: r.id as string,
+    agent: r.agent as string,
+    title: r.title as string,
+    createdBy: r.created_by as string,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+function rowToSavedQuery(r: Row): SavedQueryRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    sql: r.sql as string,
+    description: r.description as string,
+    createdBy: r.created_by as string,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+function rowToAlert(r: Row): AlertRecord {
+  return {
+    id: r.id as string,
+    slo: r.slo as string,
+    state: r.state as AlertState,
+    severity: r.severity as AlertRecord['severity'],
+    summary: r.summary as string,
+    data: JSON.parse(r.data as string) as Json,
+    firedAt: Number(r.fired_at),
+    ackedAt: num(r.acked_at),
+    ackedBy: (r.acked_by as string | null) ?? null,
+    resolvedAt: num(r.resolved_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
 function prefixPattern(prefix: string): string {
   return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
@@ -499,6 +563,7 @@ export class SqliteStore implements Store {
   /** The same Kysely instance, for statements over a table chosen at run time. */
   private readonly loose: Kysely<LooseSchema>;
   private readonly stmts: StatementCache;
+  private readonly adhocStmts = new Map<string, Database.Statement>();
   /** UPDATE statements by (table, set-column mask), then by guard shape; filled from {@link stmts}. */
   private readonly updateStmts = new Map<number, Database.Statement[]>();
   private pending: PendingChange[] = [];
@@ -561,6 +626,47 @@ export class SqliteStore implements Store {
 
   private get(key: string, params: unknown[], build: () => Compilable): Row | undefined {
     return this.stmt(key, params, build).get(params) as Row | undefined;
+  }
+
+  /**
+   * The statement of a query built by Kysely, prepared once per SQL text. For the tables of the
+   * server (keys, chat, saved queries, alerts), whose writes are rare beside the engine's.
+   */
+  private adhoc(q: Compilable): { stmt: Database.Statement; params: unknown[] } {
+    const c = q.compile();
+    let stmt = this.adhocStmts.get(c.sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(c.sql);
+      this.adhocStmts.set(c.sql, stmt);
+    }
+    return { stmt, params: c.parameters.map(sqliteValue) };
+  }
+
+  private exec(q: Compilable): void {
+    const { stmt, params } = this.adhoc(q);
+    stmt.run(params);
+  }
+
+  private rows(q: Compilable): Row[] {
+    const { stmt, params } = this.adhoc(q);
+    return stmt.all(params) as Row[];
+  }
+
+  /** INSERT a whole row, or replace every column of the row with the same key. */
+  private upsert(
+    table: 'api_keys' | 'chat_sessions' | 'saved_queries' | 'alerts',
+    key: string[],
+    row: Record<string, unknown>,
+  ): void {
+    const set: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(row)) if (!key.includes(k)) set[k] = v;
+    const loose = this.loose as unknown as Kysely<Record<string, Record<string, unknown>>>;
+    this.exec(
+      loose
+        .insertInto(table)
+        .values(row)
+        .onConflict((oc) => oc.columns(key).doUpdateSet(set)),
+    );
   }
 
   /**
@@ -1023,6 +1129,81 @@ export class SqliteStore implements Store {
         );
         return true;
       }
+      case 'putApiKey': {
+        const k = op.key;
+        this.upsert('api_keys', ['id'], {
+          id: k.id,
+          hash: k.hash,
+          role: k.role,
+          name: k.name,
+          created_by: k.createdBy,
+          created_at: k.createdAt,
+          expires_at: k.expiresAt,
+          revoked_at: k.revokedAt,
+          last_used_at: k.lastUsedAt,
+        });
+        return true;
+      }
+      case 'putChatSession': {
+        const c = op.session;
+        this.upsert('chat_sessions', ['id'], {
+          id: c.id,
+          agent: c.agent,
+          title: c.title,
+          created_by: c.createdBy,
+          created_at: c.createdAt,
+          updated_at: c.updatedAt,
+        });
+        return true;
+      }
+      case 'chatMessage': {
+        const m = op.message;
+        this.exec(
+          this.kysely.insertInto('chat_messages').values({
+            session_id: m.sessionId,
+            seq: m.seq,
+            role: m.role,
+            content: m.content,
+            data: JSON.stringify(m.data),
+            time: m.time,
+          }),
+        );
+        return true;
+      }
+      case 'putSavedQuery': {
+        const q = op.query;
+        this.upsert('saved_queries', ['id'], {
+          id: q.id,
+          name: q.name,
+          sql: q.sql,
+          description: q.description,
+          created_by: q.createdBy,
+          created_at: q.createdAt,
+          updated_at: q.updatedAt,
+        });
+        return true;
+      }
+      case 'deleteSavedQuery': {
+        this.exec(this.kysely.deleteFrom('saved_queries').where('id', '=', op.id));
+        return true;
+      }
+      case 'putAlert': {
+        const a = op.alert;
+        this.upsert('alerts', ['id'], {
+          id: a.id,
+          slo: a.slo,
+          state: a.state,
+          severity: a.severity,
+          summary: a.summary,
+          data: JSON.stringify(a.data),
+          fired_at: a.firedAt,
+          acked_at: a.ackedAt,
+          acked_by: a.ackedBy,
+          resolved_at: a.resolvedAt,
+          updated_at: a.updatedAt,
+        });
+        return true;
+      }
       case 'requestDone': {
         const params = [now, op.result, op.id].map(sqliteValue);
         this.run('requestDone', params, () =>
@@ -1074,18 +1255,29 @@ export class SqliteStore implements Store {
     const workflowId = filter.workflowId ? filter.workflowId : undefined;
     const newest = filter.newestFirst ? 1 : 0;
     const limit = filter.limit;
+    const after = filter.after;
     const params: unknown[] = [];
     if (states) for (const s of states) params.push(sqliteValue(s));
     if (agent !== undefined) params.push(agent, agent);
     if (workflowId !== undefined) params.push(workflowId);
+    if (after !== undefined) params.push(after.createdAt, after.createdAt, after.id);
     if (limit !== undefined) params.push(sqliteValue(limit));
-    const key = `listTasks:${states ? states.length : 0}:${agent === undefined ? 0 : 1}:${workflowId === undefined ? 0 : 1}:${newest}:${limit === undefined ? 0 : 1}`;
+    const key = `listTasks:${states ? states.length : 0}:${agent === undefined ? 0 : 1}:${workflowId === undefined ? 0 : 1}:${newest}:${limit === undefined ? 0 : 1}:${after === undefined ? 0 : 1}`;
     const rows = this.all(key, params, () => {
       let q = this.kysely.selectFrom('tasks').selectAll();
       if (states) q = q.where('state', 'in', states);
       if (agent !== undefined)
         q = q.where((eb) => eb.or([eb('agent', '=', agent), eb('assigned_agent', '=', agent)]));
       if (workflowId !== undefined) q = q.where('workflow_id', '=', workflowId);
+      if (after !== undefined) {
+        const cmp = newest ? '<' : '>';
+        q = q.where((eb) =>
+          eb.or([
+            eb('created_at', cmp, after.createdAt),
+            eb.and([eb('created_at', '=', after.createdAt), eb('id', cmp, after.id)]),
+          ]),
+        );
+      }
       q = newest
         ? q.orderBy('created_at', 'desc').orderBy('id', 'desc')
         : q.orderBy('created_at').orderBy('id');
@@ -1311,6 +1503,103 @@ export class SqliteStore implements Store {
     );
   }
 
+  eventsSince(afterSeq: number, limit: number): Promise<StreamEvent[]> {
+    const params = [afterSeq, limit].map(sqliteValue);
+    const rows = this.all('eventsSince', params, () =>
+      this.kysely
+        .selectFrom('task_events')
+        .leftJoin('tasks', 'tasks.id', 'task_events.task_id')
+        .selectAll('task_events')
+        .select('tasks.workflow_id')
+        .where('task_events.seq', '>', afterSeq)
+        .orderBy('task_events.seq')
+        .limit(limit),
+    );
+    return Promise.resolve(
+      rows.map((r) => ({ ...rowToEvent(r), workflowId: (r.workflow_id as string | null) ?? null })),
+    );
+  }
+
+  lastEventSeq(): Promise<number> {
+    const r = this.get('lastEventSeq', [], () =>
+      this.kysely.selectFrom('task_events').select((eb) => eb.fn.max('seq').as('seq')),
+    );
+    return Promise.resolve(Number(r?.seq ?? 0));
+  }
+
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const r = this.rows(this.kysely.selectFrom('api_keys').selectAll().where('id', '=', id))[0];
+    return Promise.resolve(r ? rowToApiKey(r) : undefined);
+  }
+
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    const rows = this.rows(this.kysely.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id'));
+    return Promise.resolve(rows.map(rowToApiKey));
+  }
+
+  getChatSession(id: string): Promise<ChatSessionRecord | undefined> {
+    const r = this.rows(this.kysely.selectFrom('chat_sessions').selectAll().where('id', '=', id))[0];
+    return Promise.resolve(r ? rowToChatSession(r) : undefined);
+  }
+
+  listChatSessions(): Promise<ChatSessionRecord[]> {
+    const rows = this.rows(
+      this.kysely.selectFrom('chat_sessions').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'),
+    );
+    return Promise.resolve(rows.map(rowToChatSession));
+  }
+
+  chatMessages(sessionId: string, afterSeq: number, limit: number): Promise<ChatMessageRecord[]> {
+    const rows = this.rows(
+      this.kysely
+        .selectFrom('chat_messages')
+        .selectAll()
+        .where('session_id', '=', sessionId)
+        .where('seq', '>', afterSeq)
+        .orderBy('seq')
+        .limit(limit),
+    );
+    return Promise.resolve(
+      rows.map((r) => ({
+        sessionId: r.session_id as string,
+        seq: Number(r.seq),
+        role: r.role as ChatMessageRecord['role'],
+        content: r.content as string,
+        data: JSON.parse(r.data as string) as Json,
+        time: Number(r.time),
+      })),
+    );
+  }
+
+  getSavedQuery(idOrName: string): Promise<SavedQueryRecord | undefined> {
+    const r = this.rows(
+      this.kysely
+        .selectFrom('saved_queries')
+        .selectAll()
+        .where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]))
+        .orderBy('id')
+        .limit(1),
+    )[0];
+    return Promise.resolve(r ? rowToSavedQuery(r) : undefined);
+  }
+
+  listSavedQueries(): Promise<SavedQueryRecord[]> {
+    const rows = this.rows(this.kysely.selectFrom('saved_queries').selectAll().orderBy('name'));
+    return Promise.resolve(rows.map(rowToSavedQuery));
+  }
+
+  getAlert(id: string): Promise<AlertRecord | undefined> {
+    const r = this.rows(this.kysely.selectFrom('alerts').selectAll().where('id', '=', id))[0];
+    return Promise.resolve(r ? rowToAlert(r) : undefined);
+  }
+
+  listAlerts(states?: AlertState[]): Promise<AlertRecord[]> {
+    let q = this.kysely.selectFrom('alerts').selectAll();
+    if (states && states.length > 0) q = q.where('state', 'in', states);
+    const rows = this.rows(q.orderBy('fired_at', 'desc').orderBy('id', 'desc'));
+    return Promise.resolve(rows.map(rowToAlert));
+  }
+
   // ------------------------------------------------------------------ lease
 
   private leaseRow(): Row | undefined {
@@ -1418,6 +1707,7 @@ export class SqliteStore implements Store {
       await this.flush();
       this.closed = true;
       this.stmts.clear();
+      this.adhocStmts.clear();
       this.db.close();
     })();
     return this.closing;
