@@ -19,6 +19,13 @@ import {
   type WaiverAddOptions,
 } from './commands/waiver.js';
 import { controlCommand, guideCommand, initCommand } from './commands/control.js';
+import {
+  keysCreateCommand,
+  keysListCommand,
+  keysRevokeCommand,
+  serveCommand,
+  type ServeOptions,
+} from './commands/serve.js';
 import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
 import { context, readOnlyContext, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
 
@@ -226,6 +233,43 @@ export function buildProgram(exit: (code: number) => void): Command {
     .description('remove the worktrees of ended tasks, keeping any unsaved work in a snapshot ref')
     .option('--json', 'JSON array')
     .action(act(async (g) => worktreesPruneCommand(await context(g))));
+
+  program
+    .command('serve')
+    .description('own this home and serve it over HTTP: REST v1, SSE, WebSocket chat (see docs/api.md)')
+    .option('--host <host>', 'interface to bind (default: server.host, else 127.0.0.1)')
+    .option(
+      '--port <port>',
+      'TCP port (default: server.port, else 7700; 0 picks a free one)',
+      integerIn(0, 65535, 'a port from 0 to 65535'),
+    )
+    .option('--json', 'print {url, home, pid} once listening')
+    .action(act(async (g, o: ServeOptions) => serveCommand(await context(g), o)));
+
+  const keys = program.command('keys').description('API keys of this home (for smith serve)');
+  keys
+    .command('create')
+    .description('make a key; its token is printed this once')
+    .requiredOption('--role <role>', 'viewer, operator or admin')
+    .option('--name <name>', 'a name to know it by')
+    .option('--expires <duration>', 'it stops working after this long, such as 720h')
+    .option('--json', 'JSON object')
+    .action(
+      act(async (g, o: { role: string; name?: string; expires?: string }) =>
+        keysCreateCommand(await context(g), o),
+      ),
+    );
+  keys
+    .command('list')
+    .description('every key with its role and status (never a secret)')
+    .option('--json', 'JSON array')
+    .action(act(async (g) => keysListCommand(readOnlyContext(g))));
+  keys
+    .command('revoke')
+    .description('revoke a key; a running server refuses it within a second')
+    .argument('<id>', 'key id')
+    .option('--json', 'JSON object')
+    .action(act(async (g, id: string) => keysRevokeCommand(readOnlyContext(g), id)));
 
   program
     .command('attach')

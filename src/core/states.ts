@@ -113,6 +113,9 @@ export function canTransitionInstance(from: InstanceState, to: InstanceState): b
  */
 export type WorkflowState = 'running' | 'completed' | 'failed' | 'canceled';
 
+/** Every workflow state. */
+export const WORKFLOW_STATES: readonly WorkflowState[] = ['running', 'completed', 'failed', 'canceled'];
+
 /** The workflow transition table. A retry or resume moves an ended workflow back to running. */
 export const WORKFLOW_TRANSITIONS: Readonly<Record<WorkflowState, readonly WorkflowState[]>> = {
   running: ['completed', 'failed', 'canceled'],

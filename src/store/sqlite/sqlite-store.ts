@@ -1533,7 +1533,9 @@ export class SqliteStore implements Store {
   }
 
   listApiKeys(): Promise<ApiKeyRecord[]> {
-    const rows = this.rows(this.kysely.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id'));
+    const rows = this.rows(
+      this.kysely.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id'),
+    );
     return Promise.resolve(rows.map(rowToApiKey));
   }
 

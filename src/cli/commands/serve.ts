@@ -1,0 +1,195 @@
+/**
+ * `smith serve`: own the home's engine and serve it over HTTP (REST v1, SSE, WebSocket chat).
+ * `smith keys create|list|revoke`: the API keys of the home.
+ */
+import { createRequire } from 'node:module';
+import { SmithError } from '../../core/errors.js';
+import { parseDuration } from '../../core/schema/index.js';
+import type { Role } from '../../store/store.js';
+import { createApiKey, KeyVerifier, loadPepper, revokeApiKey, ROLES } from '../../engine/api-keys.js';
+import { openHomeStore } from '../../engine/home.js';
+import { closeSession, mergedAgents, openSession } from '../../engine/session.js';
+import { createLogger } from '../../observability/logging.js';
+import { buildServer } from '../../api/server.js';
+import { EXIT, type Context } from '../context.js';
+import { table } from '../output.js';
+
+/** Options of `smith serve`. */
+export interface ServeOptions {
+  host?: string;
+  port?: string;
+}
+
+function actor(): string {
+  return `user:${process.env.USER ?? process.env.LOGNAME ?? 'unknown'}`;
+}
+
+function version(): string {
+  const require = createRequire(import.meta.url);
+  return (require('../../../package.json') as { version: string }).version;
+}
+
+/** `smith serve`. Runs until SIGINT or SIGTERM; @returns the exit code */
+export async function serveCommand(ctx: Context, o: ServeOptions): Promise<number> {
+  const host = o.host ?? ctx.config.server.host;
+  const port = o.port !== undefined ? Number(o.port) : ctx.config.server.port;
+  const pepper = loadPepper(ctx.home);
+  const s = await openSession(ctx, mergedAgents(ctx.config));
+  const logger = createLogger();
+  let app: Awaited<ReturnType<typeof buildServer>> | undefined;
+  try {
+    await s.engine.start();
+    // finish what an earlier run of this home left unfinished
+    for (const w of await s.store.listWorkflows(['running'])) await s.engine.resumeWorkflow(w.id, 'serve');
+    // the first start makes an admin key, shown this once
+    if ((await s.store.listApiKeys()).length === 0) {
+      const made = await createApiKey(s.store, pepper, {
+        role: 'admin',
+        name: 'first admin key',
+        createdBy: 'serve',
+      });
+      process.stderr.write(
+        `smith serve: no API key existed, so this admin key was made. It is shown this once; keep it safe:\n\n  ${made.token}\n\n` +
+          'Use it as "Authorization: Bearer <key>". Make more with "smith keys create --role viewer|operator|admin".\n',
+      );
+    }
+    const keys = new KeyVerifier(s.store, pepper);
+    app = await buildServer(
+      {
+        store: s.store,
+        engine: s.engine,
+        home: ctx.home,
+        config: ctx.config,
+        workdir: ctx.cwd,
+        keys,
+        pepper,
+      },
+      { logger, version: version() },
+    );
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const where =
+      typeof addr === 'object' && addr
+        ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+        : String(addr);
+    process.stderr.write(
+      `smith serve: listening on ${where} (home ${ctx.home}); API docs at ${where}/api/v1/docs\n`,
+    );
+    if (ctx.json)
+      process.stdout.write(JSON.stringify({ url: where, home: ctx.home, pid: process.pid }) + '\n');
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.stderr.write('smith serve: stopping\n');
+        resolve();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      s.engine.on('engine:error', ({ error }) => {
+        process.stderr.write(`smith serve: the engine stopped: ${(error as Error).message}\n`);
+        resolve();
+      });
+    });
+  } finally {
+    await app?.close();
+    await closeSession(s);
+  }
+  return s.engine.error !== undefined ? EXIT.store : EXIT.ok;
+}
+
+/** `smith keys create --role R [--name N] [--expires DURATION]`. */
+export async function keysCreateCommand(
+  ctx: Context,
+  o: { role: string; name?: string; expires?: string },
+): Promise<number> {
+  if (!ROLES.includes(o.role as Role))
+    throw new SmithError('INVALID_ARGUMENT', `--role ${o.role} is unknown; use one of ${ROLES.join(', ')}`);
+  const expiresAt = o.expires !== undefined ? Date.now() + parseDuration(o.expires, '--expires') : null;
+  const pepper = loadPepper(ctx.home);
+  const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
+  try {
+    const made = await createApiKey(store, pepper, {
+      role: o.role as Role,
+      ...(o.name !== undefined ? { name: o.name } : {}),
+      expiresAt,
+      createdBy: actor(),
+    });
+    if (ctx.json) {
+      process.stdout.write(
+        JSON.stringify({
+          id: made.record.id,
+          role: made.record.role,
+          name: made.record.name,
+          token: made.token,
+        }) + '\n',
+      );
+    } else {
+      process.stderr.write(`API key ${made.record.id} (${made.record.role}) made; it is shown this once:\n`);
+      process.stdout.write(`${made.token}\n`);
+    }
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
+}
+
+/** `smith keys list`. */
+export async function keysListCommand(ctx: Context): Promise<number> {
+  const store = await openHomeStore(ctx.home, { readonly: true });
+  try {
+    const keys = await store.listApiKeys();
+    const now = Date.now();
+    const status = (k: (typeof keys)[number]): string =>
+      k.revokedAt !== null ? 'revoked' : k.expiresAt !== null && k.expiresAt <= now ? 'expired' : 'active';
+    if (ctx.json) {
+      process.stdout.write(
+        JSON.stringify(
+          keys.map((k) => ({
+            id: k.id,
+            role: k.role,
+            name: k.name,
+            status: status(k),
+            created_by: k.createdBy,
+            created_at: new Date(k.createdAt).toISOString(),
+            expires_at: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
+            revoked_at: k.revokedAt === null ? null : new Date(k.revokedAt).toISOString(),
+          })),
+        ) + '\n',
+      );
+      return EXIT.ok;
+    }
+    const rows = [['ID', 'ROLE', 'STATUS', 'NAME', 'CREATED', 'EXPIRES']];
+    for (const k of keys)
+      rows.push([
+        k.id,
+        k.role,
+        status(k),
+        k.name,
+        new Date(k.createdAt).toISOString().slice(0, 19),
+        k.expiresAt === null ? '-' : new Date(k.expiresAt).toISOString().slice(0, 19),
+      ]);
+    process.stdout.write(
+      keys.length === 0
+        ? 'no API keys (smith serve makes an admin key on its first start)\n'
+        : table(rows) + '\n',
+    );
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
+}
+
+/** `smith keys revoke ID`. */
+export async function keysRevokeCommand(ctx: Context, id: string): Promise<number> {
+  const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
+  try {
+    const k = await revokeApiKey(store, id, actor());
+    if (ctx.json) process.stdout.write(JSON.stringify({ id: k.id, role: k.role, revoked: true }) + '\n');
+    else
+      process.stdout.write(
+        `API key ${k.id} (${k.role}) revoked; a running server refuses it within a second\n`,
+      );
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
+}
