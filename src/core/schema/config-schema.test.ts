@@ -92,6 +92,14 @@ describe('configSchema', () => {
       mode: 'auto',
       worktrees: {},
       council: { judges: [] },
+      server: {
+        host: '127.0.0.1',
+        port: 7700,
+        rateLimit: 1000,
+        rateWindowMs: 60_000,
+        bodyLimit: 1_048_576,
+        corsOrigins: [],
+      },
     };
     expect(configSchema.parse(null)).toStrictEqual(expected);
     expect(configSchema.parse(undefined)).toStrictEqual(expected);
@@ -164,7 +172,39 @@ describe('configSchema', () => {
       mode: 'auto',
       worktrees: {},
       council: { judges: [] },
+      server: {
+        host: '127.0.0.1',
+        port: 7700,
+        rateLimit: 1000,
+        rateWindowMs: 60_000,
+        bodyLimit: 1_048_576,
+        corsOrigins: [],
+      },
     });
+  });
+
+  it('reads the server section and names a bad field', () => {
+    const c = configSchema.parse({
+      server: {
+        host: '0.0.0.0',
+        port: 8080,
+        rate_limit: 50,
+        rate_window: '10s',
+        body_limit: '64KiB',
+        cors_origins: ['https://a.example'],
+      },
+    });
+    expect(c.server).toStrictEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      rateLimit: 50,
+      rateWindowMs: 10_000,
+      bodyLimit: 65_536,
+      corsOrigins: ['https://a.example'],
+    });
+    const bad = configSchema.safeParse({ server: { port: 70000 } });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.path).toEqual(['server', 'port']);
   });
 
   it('reports every problem, not just the first', () => {
