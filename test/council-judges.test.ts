@@ -3,6 +3,12 @@
  * `main`, a task branch with the agent's change.
  */
 import { execFileSync } from 'node:child_process';
+import { trace } from '@opentelemetry/api';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import {
   chmodSync,
   existsSync,
@@ -602,5 +608,30 @@ describe('the whole council', () => {
     expect(run.verdicts[0]).toMatchObject({ decision: 'reject', violations: [{ rule: 'judge.failed' }] });
     expect(run.verdicts[0]?.reasons[0]).toContain('no-such-branch');
     expect(run.result.decision).toBe('reject');
+  });
+});
+
+describe('tracing', () => {
+  it('records a smith.judge span per judge, with its decision, when a tracer provider is registered', async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    trace.setGlobalTracerProvider(provider);
+    try {
+      const repo = project();
+      repo.write('src/math.ts', 'export const two = 2;\n').commit('change');
+      await runCouncil(defaultJudges(), context(repo, { scope: { in: ['src/**'] } }));
+      const spans = exporter.getFinishedSpans().filter((s) => s.name === 'smith.judge');
+      expect(spans.map((s) => s.attributes['smith.judge'])).toEqual([
+        'constitution',
+        'verification',
+        'quality',
+        'integration',
+      ]);
+      for (const s of spans)
+        expect(['approve', 'reject', 'revise', 'abstain']).toContain(s.attributes['smith.verdict.decision']);
+    } finally {
+      trace.disable();
+      await provider.shutdown();
+    }
   });
 });

@@ -1,5 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { trace } from '@opentelemetry/api';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { Engine } from '../src/engine/engine.js';
 import { FunctionRuntime } from '../src/runtime/function/function-runtime.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -298,5 +304,55 @@ describe('engine (function runtime, real SQLite file)', () => {
     expect(done.state).toBe('completed');
     const second = (await store.listTasks({ workflowId: a.id })).find((t) => t.key === 'second')!;
     expect(second.output).toBe('second');
+  });
+});
+
+describe('tracing', () => {
+  it('records a smith.attempt span per attempt with the task, agent and end state', async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    trace.setGlobalTracerProvider(provider);
+    try {
+      let calls = 0;
+      const fr = new FunctionRuntime({
+        flaky: () => {
+          calls++;
+          if (calls === 1) throw new Error('first attempt fails');
+          return 'ok';
+        },
+      });
+      const engine = new Engine({
+        store,
+        runtimes: [fr],
+        agents: [agent('flaky', [])],
+        home: tmp.dir,
+        retryBackoff: { baseMs: 1, maxMs: 1, jitter: 'none' },
+      });
+      await engine.start();
+      const { workflow } = await engine.submitTask({
+        agent: 'flaky',
+        prompt: 'p',
+        key: 'job',
+        retries: 1,
+        workdir: tmp.dir,
+      });
+      expect((await engine.waitWorkflow(workflow.id)).state).toBe('completed');
+      await engine.close();
+      const spans = exporter.getFinishedSpans().filter((s) => s.name === 'smith.attempt');
+      expect(
+        spans.map((s) => [
+          s.attributes['smith.task.key'],
+          s.attributes['smith.attempt'],
+          s.attributes['smith.agent'],
+        ]),
+      ).toEqual([
+        ['job', 1, 'flaky'],
+        ['job', 2, 'flaky'],
+      ]);
+      expect(spans.map((s) => s.attributes['smith.task.state'])).toEqual(['queued', 'completed']);
+    } finally {
+      trace.disable();
+      await provider.shutdown();
+    }
   });
 });

@@ -10,6 +10,7 @@ import { constitutionJudge } from './judges/constitution.js';
 import { integrationJudge } from './judges/integration.js';
 import { qualityJudge } from './judges/quality.js';
 import { verificationJudge } from './judges/verification.js';
+import { withSpan } from '../observability/tracing.js';
 
 /**
  * The four built-in judges: constitution, verification, quality, integration.
@@ -72,7 +73,18 @@ export async function runCouncil(
   for (const judge of judges) {
     let verdict: Verdict;
     try {
-      verdict = await judge.evaluate(ctx);
+      verdict = await withSpan(
+        'smith.judge',
+        { 'smith.judge': judge.name, 'smith.head': ctx.head },
+        async (span) => {
+          const v = await judge.evaluate(ctx);
+          span.setAttributes({
+            'smith.verdict.decision': v.decision,
+            'smith.verdict.confidence': v.confidence,
+          });
+          return v;
+        },
+      );
       verdict = { ...verdict, judge: judge.name };
     } catch (err) {
       if (ctx.signal?.aborted === true) break;

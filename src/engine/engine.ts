@@ -55,6 +55,7 @@ import {
   type BudgetBreach,
   type BudgetSubject,
 } from './budget.js';
+import { withSpan } from '../observability/tracing.js';
 
 /** Typed engine events (namespaced keys). */
 export interface EngineEventMap {
@@ -934,7 +935,22 @@ export class Engine {
     run.done = this.runAttempt(l, run).catch((err) => this.fatal(err));
   }
 
-  private async runAttempt(l: Live, run: RunningAttempt): Promise<void> {
+  /** Run one attempt inside a `smith.attempt` span (a no-op unless a tracer provider is registered). */
+  private runAttempt(l: Live, run: RunningAttempt): Promise<void> {
+    const attrs = {
+      'smith.task.id': l.task.id,
+      'smith.task.key': l.task.key,
+      'smith.attempt': run.number,
+      'smith.agent': run.agent.spec.name,
+      'smith.runtime': run.agent.spec.runtime,
+    };
+    return withSpan('smith.attempt', attrs, async (span) => {
+      await this.runAttemptInSpan(l, run);
+      span.setAttribute('smith.task.state', l.task.state);
+    });
+  }
+
+  private async runAttemptInSpan(l: Live, run: RunningAttempt): Promise<void> {
     const t = l.task;
     const agent = run.agent;
     // a native session is resumed only by the agent that made it
