@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/**
+ * Load on `smith serve` over loopback with autocannon (not a test: nothing here passes or fails).
+ * Prints one JSON line per figure. Run: npm run build && node bench/server.js [--quick]
+ *
+ * - api_get_task: authenticated GET /api/v1/tasks/:id, requests/s and latency p50/p99 (ms)
+ * - api_post_task: POST /api/v1/tasks (each answer comes after the task is committed with
+ *   synchronous=FULL), requests/s and latency p50/p99 (ms)
+ *
+ * The server runs as its own process (the real `smith serve`); autocannon runs in this one.
+ */
+import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const quick = process.argv.includes('--quick');
+const seconds = quick ? 3 : 10;
+const BIN = fileURLToPath(new URL('../bin/smith.js', import.meta.url));
+
+function emit(obj) {
+  process.stdout.write(JSON.stringify({ ...obj, node: process.version }) + '\n');
+}
+
+/** Start `smith serve` on a fresh home; resolves with its URL, admin key and a stop function. */
+async function serve(dir) {
+  writeFileSync(
+    join(dir, 'smith.yaml'),
+    [
+      'agents:',
+      '  sh:',
+      '    runtime: process',
+      '    command: ["true"]',
+      '    capabilities: [shell]',
+      '    concurrency: 2',
+      'server:',
+      '  rate_limit: 100000000',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, [BIN, '--home', join(dir, '.smith'), 'serve', '--port', '0', '--json'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SMITH_LOG_LEVEL: 'warn' },
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('\n')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`smith serve did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = JSON.parse(out.split('\n')[0]).url;
+  const token = /smk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(err)[0];
+  return {
+    url,
+    token,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('close', resolve);
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function load(name, opts) {
+  const r = await autocannon({ connections: 50, pipelining: 1, duration: seconds, ...opts });
+  emit({
+    bench: name,
+    requests_per_s: Math.round(r.requests.average),
+    latency_p50_ms: r.latency.p50,
+    latency_p99_ms: r.latency.p99,
+    requests: r.requests.total,
+    non_2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    connections: opts.connections ?? 50,
+    seconds,
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'smith-bench-serve-'));
+const s = await serve(dir);
+try {
+  const headers = { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' };
+  const made = await fetch(`${s.url}/api/v1/tasks`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ agent: 'sh', prompt: 'x' }),
+  });
+  const task = await made.json();
+  // warm up (JIT, statement cache)
+  await autocannon({ url: `${s.url}/api/v1/tasks/${task.id}`, headers, connections: 10, amount: 2000 });
+  await load('api_get_task', { url: `${s.url}/api/v1/tasks/${task.id}`, headers });
+  await load('api_post_task', {
+    url: `${s.url}/api/v1/tasks`,
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ agent: 'sh', prompt: 'x' }),
+  });
+} finally {
+  await s.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
