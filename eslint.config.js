@@ -20,6 +20,7 @@ export default tseslint.config(
         URL: 'readonly',
         performance: 'readonly',
         global: 'readonly',
+        fetch: 'readonly',
       },
     },
     rules: {

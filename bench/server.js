@@ -40,18 +40,23 @@ async function serve(dir) {
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [BIN, '--home', join(dir, '.smith'), 'serve', '--port', '0', '--json'], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SMITH_LOG_LEVEL: 'warn' },
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, '--home', join(dir, '.smith'), 'serve', '--port', '0', '--json'],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SMITH_LOG_LEVEL: 'warn' },
+    },
+  );
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
   const deadline = Date.now() + 30_000;
   while (!out.includes('\n')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`smith serve did not start: ${err}`);
+    if (Date.now() > deadline || child.exitCode !== null)
+      throw new Error(`smith serve did not start: ${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const url = JSON.parse(out.split('\n')[0]).url;

@@ -213,7 +213,16 @@ beforeAll(async () => {
     id: string;
     workflow_id: string;
   };
-  known = [made.id, made.workflow_id, 'sh'];
+  const session = (await (
+    await srv.fetch('/api/v1/chat/sessions', { method: 'POST', json: { agent: 'sh' } })
+  ).json()) as { id: string };
+  const query = (await (
+    await srv.fetch('/api/v1/queries', {
+      method: 'POST',
+      json: { name: 'states', sql: 'SELECT state FROM tasks' },
+    })
+  ).json()) as { id: string };
+  known = [made.id, made.workflow_id, 'sh', session.id, query.id, 'SELECT 1'];
 });
 
 afterAll(async () => {

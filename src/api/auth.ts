@@ -21,7 +21,17 @@ declare module 'fastify' {
   }
 }
 
-/** The bearer token of a request: `Authorization: Bearer …`, else `X-API-Key`. */
+/**
+ * The subprotocol prefix that carries an API key on a WebSocket handshake
+ * (`Sec-WebSocket-Protocol: smith.chat.v1, smith.bearer.<key>`), for browsers, which cannot set
+ * headers on a WebSocket.
+ */
+export const BEARER_PROTOCOL_PREFIX = 'smith.bearer.';
+
+/**
+ * The bearer token of a request: `Authorization: Bearer …`, else `X-API-Key`, else a
+ * `smith.bearer.<key>` value of `Sec-WebSocket-Protocol`.
+ */
 export function requestToken(req: FastifyRequest): string | undefined {
   const auth = req.headers.authorization;
   if (typeof auth === 'string') {
@@ -29,7 +39,12 @@ export function requestToken(req: FastifyRequest): string | undefined {
     return m ? m[1] : auth;
   }
   const x = req.headers['x-api-key'];
-  return typeof x === 'string' ? x : undefined;
+  if (typeof x === 'string') return x;
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (typeof protocols !== 'string') return undefined;
+  for (const p of protocols.split(','))
+    if (p.trim().startsWith(BEARER_PROTOCOL_PREFIX)) return p.trim().slice(BEARER_PROTOCOL_PREFIX.length);
+  return undefined;
 }
 
 /** Who did it, for audit records: `key:<id>`. */

@@ -25,9 +25,15 @@ export const STATUS_BY_CODE: Readonly<Partial<Record<ErrorCode, number>>> = {
   CONFIG_INVALID: 400,
   WORKFLOW_INVALID: 422,
   INVALID_ARGUMENT: 400,
+  QUERY_REJECTED: 400,
+  // 422, not 408: clients and proxies may resend a request answered 408, and a query that ran past
+  // its limit would only run past it again (docs/queries.md)
+  QUERY_TIMEOUT: 422,
   TASK_NOT_FOUND: 404,
   WORKFLOW_NOT_FOUND: 404,
   AGENT_NOT_FOUND: 404,
+  KEY_NOT_FOUND: 404,
+  ALERT_NOT_FOUND: 404,
   CONFIG_NOT_FOUND: 404,
   NO_CAPABLE_AGENT: 422,
   RUNTIME_NOT_FOUND: 422,

@@ -14,10 +14,16 @@ import { installAuth } from './auth.js';
 import type { ApiContext } from './context.js';
 import { ApiError, errorHandler } from './errors.js';
 import { agentRoutes } from './routes/agents.js';
+import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
+import { chatRoutes } from './routes/chat.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { queryRoutes } from './routes/queries.js';
 import { taskRoutes } from './routes/tasks.js';
+import { waiverRoutes } from './routes/waivers.js';
 import { workflowRoutes } from './routes/workflows.js';
 
 declare module 'fastify' {
@@ -39,7 +45,21 @@ export interface ServerOptions {
 export type RouteModule = (app: FastifyInstance, ctx: ApiContext) => void | Promise<void>;
 
 /** Every route module, in registration order; each lives in `routes/<resource>.ts`. */
-const ROUTES: RouteModule[] = [healthRoutes, taskRoutes, workflowRoutes, agentRoutes, auditRoutes, keyRoutes];
+const ROUTES: RouteModule[] = [
+  healthRoutes,
+  taskRoutes,
+  workflowRoutes,
+  agentRoutes,
+  auditRoutes,
+  keyRoutes,
+  waiverRoutes,
+  eventRoutes,
+  metricsRoutes,
+  alertRoutes,
+  queryRoutes,
+  // last: it registers @fastify/websocket, whose upgrade handling applies to the routes after it
+  chatRoutes,
+];
 
 /**
  * Build the server (not listening yet: call `listen`).

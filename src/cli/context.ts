@@ -25,9 +25,12 @@ export function exitCodeFor(err: unknown): number {
     case 'CONFIG_NOT_FOUND':
     case 'WORKFLOW_INVALID':
     case 'INVALID_ARGUMENT':
+    case 'QUERY_REJECTED':
     case 'TASK_NOT_FOUND':
     case 'WORKFLOW_NOT_FOUND':
     case 'AGENT_NOT_FOUND':
+    case 'KEY_NOT_FOUND':
+    case 'ALERT_NOT_FOUND':
     case 'NO_CAPABLE_AGENT':
     case 'RUNTIME_NOT_FOUND':
     case 'INVALID_TRANSITION':

@@ -10,6 +10,7 @@ import {
   tasksCommand,
 } from './commands/inspect.js';
 import { SmithError } from '../core/errors.js';
+import { alertsAckCommand, alertsCommand } from './commands/alerts.js';
 import { attachAgentCommand } from './commands/attach.js';
 import { worktreesCommand, worktreesPruneCommand } from './commands/worktrees.js';
 import {
@@ -27,7 +28,24 @@ import {
   type ServeOptions,
 } from './commands/serve.js';
 import { demoCommand, resumeCommand, runCommand, type RunOptions } from './commands/run.js';
-import { context, readOnlyContext, EXIT, exitCodeFor, printError, type GlobalOptions } from './context.js';
+import {
+  context as embeddedContext,
+  readOnlyContext,
+  EXIT,
+  exitCodeFor,
+  printError,
+  type Context,
+  type GlobalOptions,
+} from './context.js';
+import { commandPath, isRemote, refuseEmbeddedOnly } from './remote.js';
+
+/**
+ * The context of a command that may change things. With SMITH_URL set the server's smith.yaml
+ * rules, so none is read here.
+ */
+async function context(g: GlobalOptions): Promise<Context> {
+  return isRemote() ? readOnlyContext(g) : embeddedContext(g);
+}
 
 /**
  * A commander option parser that accepts an integer in [min, max] and keeps the text as written
@@ -61,6 +79,7 @@ export function buildProgram(exit: (code: number) => void): Command {
       const cmd = args[args.length - 1] as Command;
       const g = cmd.optsWithGlobals() as GlobalOptions;
       try {
+        refuseEmbeddedOnly(commandPath(cmd));
         exit(await fn(g, ...args));
       } catch (err) {
         printError(err, Boolean(g.json));
@@ -291,6 +310,19 @@ export function buildProgram(exit: (code: number) => void): Command {
     .description('agents and the states of their instances')
     .option('--json', 'JSON array')
     .action(act(async (g) => agentsCommand(readOnlyContext(g))));
+
+  const alerts = program
+    .command('alerts')
+    .description('SLO alerts, newest first (firing, acknowledged, resolved); see docs/slos-and-alerts.md')
+    .option('--state <states>', 'only these states (comma list): firing, acknowledged, resolved')
+    .option('--json', 'JSON array')
+    .action(act(async (g, o: { state?: string }) => alertsCommand(readOnlyContext(g), o)));
+  alerts
+    .command('ack')
+    .description('acknowledge a firing alert (audited); it resolves by itself when the SLO recovers')
+    .argument('<id>', 'alert id, such as AL-0001')
+    .option('--json', 'JSON object')
+    .action(act(async (g, id: string) => alertsAckCommand(readOnlyContext(g), id)));
 
   const audit = program.command('audit').description('the audit trail');
   audit

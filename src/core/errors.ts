@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'TASK_NOT_FOUND'
   | 'WORKFLOW_NOT_FOUND'
   | 'AGENT_NOT_FOUND'
+  | 'KEY_NOT_FOUND'
+  | 'ALERT_NOT_FOUND'
   | 'NO_CAPABLE_AGENT'
   | 'INVALID_TRANSITION'
   | 'STALE_EPOCH'
@@ -27,7 +29,11 @@ export type ErrorCode =
   | 'AGENT_FAILED'
   | 'SUPERVISOR_ESCALATED'
   | 'SHUTTING_DOWN'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  /** A read-only SQL query refused before or while running (a write, a second statement, bad SQL). */
+  | 'QUERY_REJECTED'
+  /** A read-only SQL query stopped at its time limit. */
+  | 'QUERY_TIMEOUT';
 
 /** Options for {@link SmithError}. */
 export interface SmithErrorOptions {

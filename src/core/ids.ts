@@ -56,7 +56,7 @@ export function ulid(now: number = Date.now()): string {
 }
 
 /** Kinds of id and their prefixes. */
-export const ID_PREFIX = { task: 't_', workflow: 'w_', attempt: 'a_', owner: 'o_' } as const;
+export const ID_PREFIX = { task: 't_', workflow: 'w_', attempt: 'a_', owner: 'o_', query: 'q_' } as const;
 
 /** A new id of `kind`, e.g. `t_01J…`. */
 export function newId(kind: keyof typeof ID_PREFIX): string {

@@ -129,15 +129,18 @@ export async function createApiKey(
 
 /**
  * Revoke a key (it stops working at once; a running server notices within its cache time).
- * @throws SmithError INVALID_ARGUMENT when no key has this id
+ * @throws SmithError KEY_NOT_FOUND when no key has this id
  */
 export async function revokeApiKey(store: Store, id: string, actor: string): Promise<ApiKeyRecord> {
   const clean = id.startsWith('smk_') ? (parseToken(id)?.id ?? id.slice(4, 20)) : id;
   const key = await store.getApiKey(clean);
   if (!key)
     throw new SmithError(
-      'INVALID_ARGUMENT',
+      'KEY_NOT_FOUND',
       `no API key has the id ${clean}; list them with "smith keys list"`,
+      {
+        context: { id: clean },
+      },
     );
   if (key.revokedAt !== null) return key;
   const revoked = { ...key, revokedAt: Date.now() };

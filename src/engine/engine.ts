@@ -67,6 +67,24 @@ export interface EngineEventMap {
   'workflow:state': { id: string; name: string; state: WorkflowState };
   /** An agent instance changed state. */
   'agent:instance': { agent: string; index: number; state: InstanceState };
+  /**
+   * An attempt ended: its runtime reported the outcome (emitted before the outcome is recorded).
+   * `state` is the outcome (`canceled` when a person canceled the task); `durationMs` runs from the
+   * attempt's start to its end.
+   */
+  'attempt:end': {
+    taskId: string;
+    agent: string;
+    number: number;
+    state: 'succeeded' | 'failed' | 'timed_out' | 'canceled';
+    durationMs: number;
+  };
+  /** The council judged a task (after the verdict was recorded): its decision and each judge's. */
+  'task:verdict': {
+    taskId: string;
+    decision: string;
+    judges: { judge: string; decision: string }[];
+  };
   /** The engine hit an error it cannot continue from (store write failed, lease lost). */
   'engine:error': { error: unknown };
 }
@@ -1213,6 +1231,11 @@ export class Engine {
       });
     }
     const recorded = await this.commit(ops);
+    this.emit('task:verdict', {
+      taskId: t.id,
+      decision: r.decision,
+      judges: council.verdicts.map((v) => ({ judge: v.judge, decision: v.decision })),
+    });
     const auditHash = recorded.audit[0]?.hash ?? '';
     const next: TaskGovernance = {
       ...g,
@@ -1572,6 +1595,13 @@ export class Engine {
     this.release(run);
     const t = l.task;
     const now = Date.now();
+    this.emit('attempt:end', {
+      taskId: t.id,
+      agent: run.agent.spec.name,
+      number: run.number,
+      state: run.stop?.kind === 'canceled' ? 'canceled' : o.status,
+      durationMs: now - run.startedAt,
+    });
     // the attempt's spend: the runtime's own totals when it has them, else the sum of its usage events
     const usage = o.tokens ?? run.usage;
     const usd = o.costUsd ?? run.usd;

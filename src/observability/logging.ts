@@ -9,6 +9,8 @@ export const REDACT_PATHS: readonly string[] = [
   'req.headers.authorization',
   'req.headers["x-api-key"]',
   'req.headers.cookie',
+  'req.headers["sec-websocket-protocol"]',
+  'headers["sec-websocket-protocol"]',
   'headers.authorization',
   'headers["x-api-key"]',
   'token',

@@ -121,6 +121,37 @@ export interface SavedQueryRecord {
   updatedAt: number;
 }
 
+/** Limits of one {@link Store.readOnlyQuery}. */
+export interface QueryOptions {
+  /** At most this many rows come back; more make `truncated` true. */
+  maxRows: number;
+  /** The query is stopped after this long, in ms (QUERY_TIMEOUT). */
+  timeoutMs: number;
+}
+
+/** The answer of a {@link Store.readOnlyQuery}. */
+export interface QueryResult {
+  /** Column names, in order (duplicates kept). */
+  columns: string[];
+  /**
+   * One array per row, values in column order: numbers, strings, null; integers beyond
+   * `Number.MAX_SAFE_INTEGER` as decimal strings, blobs as base64 strings, infinite reals as
+   * `"Infinity"` / `"-Infinity"`.
+   */
+  rows: unknown[][];
+  /** True when rows were left out (the row limit, or the size limit of an answer). */
+  truncated: boolean;
+  /** Time the database spent preparing and running the query, in ms. */
+  elapsedMs: number;
+}
+
+/** A table (or view) of the database and its columns, for the database explorer. */
+export interface SchemaTable {
+  table: string;
+  /** Columns in order; `type` is the declared type ('' when none was declared). */
+  columns: { name: string; type: string }[];
+}
+
 /** Alert states: firing, then acknowledged by a person, then resolved when the SLO recovers. */
 export type AlertState = 'firing' | 'acknowledged' | 'resolved';
 
@@ -187,6 +218,28 @@ export interface TaskFilter {
    * `newestFirst`). Pages are stable while tasks are added.
    */
   after?: { createdAt: number; id: string };
+}
+
+/** What {@link Store.taskOutcomeCounts} counts: tasks that ended since each of several times. */
+export interface OutcomeQuery {
+  /** The start of each window, ms since the epoch; a window runs from there to now. */
+  since: number[];
+  /** Only tasks of this agent (the one asked for, or the one that ran them). */
+  agent?: string;
+  /** Tasks that ran at most this long (ms, start to end) count as `fast`. Default: none do. */
+  thresholdMs?: number;
+}
+
+/** The tasks that ended in one window of an {@link OutcomeQuery}. */
+export interface OutcomeCounts {
+  /** Tasks that ended `completed`, `failed` or `rejected` (`canceled` is left out). */
+  ended: number;
+  /** Of `ended`, those that ended `completed`. */
+  completed: number;
+  /** Of `ended`, those that had started (their duration is known). */
+  timed: number;
+  /** Of `timed`, those that ran at most `thresholdMs`. */
+  fast: number;
 }
 
 /** The engine lease of a home: who owns the engine. */
@@ -258,6 +311,26 @@ export interface Store {
   /** The highest task event seq (0 when none). */
   lastEventSeq(): Promise<number>;
 
+  /**
+   * Counts of the tasks that ended in each window, for service level indicators
+   * (observability/slo.ts): one {@link OutcomeCounts} per `query.since`, in that order.
+   */
+  taskOutcomeCounts(query: OutcomeQuery): Promise<OutcomeCounts[]>;
+
+  /** How many tasks of the home are in each state (states with none are left out). */
+  countTasksByState(): Promise<Partial<Record<TaskState, number>>>;
+  /**
+   * Run one read-only SQL statement (SELECT, WITH, VALUES, EXPLAIN, a reading PRAGMA) on a
+   * separate read-only connection, and stop it at its time limit. Rules: docs/queries.md.
+   * @param sql - one statement; a trailing `;` and comments are allowed
+   * @param opts - row limit and time limit (ms)
+   * @returns the columns, the rows (at most `maxRows`), whether rows were left out, the time taken
+   * @throws SmithError QUERY_REJECTED for a write, a second statement, SQL that does not compile
+   *   or fails; QUERY_TIMEOUT past the time limit; INVALID_ARGUMENT for bad limits
+   */
+  readOnlyQuery(sql: string, opts: QueryOptions): Promise<QueryResult>;
+  /** Tables and views of the database with their columns, by name (the database explorer). */
+  describeSchema(): Promise<SchemaTable[]>;
   getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
   /** Every API key, oldest first. */
   listApiKeys(): Promise<ApiKeyRecord[]>;

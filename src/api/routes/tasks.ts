@@ -9,6 +9,7 @@ import { SmithError } from '../../core/errors.js';
 import { TASK_STATES, type TaskState } from '../../core/states.js';
 import type { Task } from '../../core/types.js';
 import { actionRefusal, taskDetailView, taskView, type TaskAction } from '../../core/views.js';
+import { findOneTask } from '../../engine/find-task.js';
 import { guideTask, MAX_GUIDANCE_CHARS } from '../../engine/interventions.js';
 import { workflowFromObject } from '../../engine/loader/index.js';
 import { actorOf } from '../auth.js';
@@ -25,6 +26,13 @@ const listQuery = z.strictObject({
   workflow: z.string().max(200).optional().describe('workflow id'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(500).optional().describe('next_cursor of the previous page'),
+  match: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('a task id, id prefix or key: answers the one task it names (a key: its newest task), alone'),
+  include: z.enum(['output']).optional().describe("output: each task's output too"),
 });
 
 const createBody = z
@@ -83,13 +91,27 @@ export function taskRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'List tasks, newest first',
         querystring: listQuery,
         response: {
-          200: z.object({ tasks: z.array(taskViewSchema), next_cursor: z.string().nullable() }),
+          200: z.object({
+            tasks: z.array(taskViewSchema.extend({ output: z.string().nullable().optional() })),
+            next_cursor: z.string().nullable(),
+          }),
           400: errorBody,
+          404: errorBody,
         },
       },
     },
     async (req) => {
       const q = req.query;
+      const show = (t: Task) => (q.include === 'output' ? { ...taskView(t), output: t.output } : taskView(t));
+      if (q.match !== undefined) {
+        if (q.state || q.agent || q.workflow || q.cursor)
+          throw new ApiError(
+            400,
+            'INVALID_REQUEST',
+            'querystring.match: give it alone (no state, agent, workflow or cursor)',
+          );
+        return { tasks: [show(await findOneTask(ctx.store, q.match))], next_cursor: null };
+      }
       const states = q.state
         ? q.state
             .split(',')
@@ -115,7 +137,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const page = tasks.slice(0, q.limit);
       const last = page[page.length - 1];
       return {
-        tasks: page.map(taskView),
+        tasks: page.map(show),
         next_cursor: tasks.length > q.limit && last ? encodeCursor({ c: last.createdAt, i: last.id }) : null,
       };
     },

@@ -1,14 +1,16 @@
 /**
- * `smith cancel|pause|resume-task|retry ID` and `smith init`.
+ * `smith cancel|pause|resume-task|retry|approve|reject|override ID`, `smith guide ID TEXT` and
+ * `smith init`.
  *
  * When another smith process owns this home's engine, the command writes a request to the store
  * and waits for the owner to act on it. When none does, it takes the lease (recovering what a dead
- * owner left) and acts itself.
+ * owner left) and acts itself. With SMITH_URL set, it asks that server (`POST
+ * /api/v1/tasks/:id/<action>`), which owns its home's engine.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SmithError } from '../../core/errors.js';
-import { actionRefusal, type TaskAction } from '../../core/views.js';
+import { actionRefusal, type TaskAction, type TaskView } from '../../core/views.js';
 import type { Json, Task } from '../../core/types.js';
 import { Engine } from '../../engine/engine.js';
 import {
@@ -25,8 +27,9 @@ import { guideTask } from '../../engine/interventions.js';
 import { CONFIG_FILE_NAME, STARTER_CONFIG } from '../../engine/loader/index.js';
 import { builtinRuntimes } from '../../runtime/builtin.js';
 import type { RequestAction, Store } from '../../store/store.js';
+import { findOneTask } from '../../engine/find-task.js';
 import { EXIT, type Context } from '../context.js';
-import { findOneTask } from './inspect.js';
+import { remoteClient, resolveTask, type RemoteClient } from '../remote.js';
 
 /** The verbs and what they ask for. */
 const ACTIONS: Record<string, RequestAction> = {
@@ -72,6 +75,8 @@ export async function controlCommand(
 ): Promise<number> {
   const action = ACTIONS[verb];
   if (!action) throw new SmithError('INVALID_ARGUMENT', `unknown verb ${verb}`);
+  const api = remoteClient();
+  if (api) return controlRemote(ctx, api, action, id, extra);
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
     const task = await findOneTask(store, id);
@@ -142,6 +147,37 @@ export async function controlCommand(
   }
 }
 
+/** A task after an intervention, as the API answers: its view and its state before. */
+type Intervened = TaskView & { before: string };
+
+/** `smith cancel|… ID` against a server: the same output and exit code as embedded. */
+async function controlRemote(
+  ctx: Context,
+  api: RemoteClient,
+  action: RequestAction,
+  id: string,
+  extra: { reason?: string; verdict?: 'approve' | 'reject' },
+): Promise<number> {
+  const task = await resolveTask(api, id);
+  const body =
+    action === 'reject'
+      ? { reason: extra.reason ?? '' }
+      : action === 'override'
+        ? { verdict: extra.verdict ?? 'approve', reason: extra.reason ?? '' }
+        : {};
+  const after = await api.post<Intervened>(`/api/v1/tasks/${encodeURIComponent(task.id)}/${action}`, body);
+  if (ctx.json) {
+    process.stdout.write(
+      JSON.stringify({ id: after.id, key: after.key, state: after.state, before: after.before }) + '\n',
+    );
+  } else {
+    process.stdout.write(
+      `task ${after.id} (${after.key}): ${after.before} -> ${after.state} (asked the server at ${api.url})\n`,
+    );
+  }
+  return after.state === after.before && action !== 'retry' ? EXIT.failed : EXIT.ok;
+}
+
 /** `smith init`: a starter smith.yaml and the home's store. */
 export async function initCommand(ctx: Context): Promise<number> {
   const configPath = join(ctx.cwd, CONFIG_FILE_NAME);
@@ -175,6 +211,13 @@ export async function initCommand(ctx: Context): Promise<number> {
 
 /** `smith guide ID "text"`: guidance for the task's next attempt (works with or without a running smith). */
 export async function guideCommand(ctx: Context, id: string, text: string): Promise<number> {
+  const api = remoteClient();
+  if (api) {
+    const task = await resolveTask(api, id);
+    const after = await api.post<Intervened>(`/api/v1/tasks/${encodeURIComponent(task.id)}/guide`, { text });
+    printGuided(ctx, { id: after.id, key: after.key, state: after.before });
+    return EXIT.ok;
+  }
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
     const task = await findOneTask(store, id);
@@ -182,19 +225,24 @@ export async function guideCommand(ctx: Context, id: string, text: string): Prom
     await guideTask(store, task, text, actor(), owner !== undefined);
     // the running smith notes it before this returns, so even the task's first attempt gets it
     if (owner) await waitForOwner(store, task.id, task, 10_000);
-    if (ctx.json) {
-      process.stdout.write(
-        JSON.stringify({ id: task.id, key: task.key, state: task.state, guided: true }) + '\n',
-      );
-    } else {
-      const when =
-        task.state === 'running' || task.state === 'paused'
-          ? 'its next attempt (a retry or a revise round) will get it'
-          : 'its next attempt will get it';
-      process.stdout.write(`guidance recorded for task ${task.id} (${task.key}, ${task.state}); ${when}\n`);
-    }
+    printGuided(ctx, task);
     return EXIT.ok;
   } finally {
     await store.close();
   }
+}
+
+/** Say that a task got guidance (`state`: its state when it got it). */
+function printGuided(ctx: Context, task: { id: string; key: string; state: string }): void {
+  if (ctx.json) {
+    process.stdout.write(
+      JSON.stringify({ id: task.id, key: task.key, state: task.state, guided: true }) + '\n',
+    );
+    return;
+  }
+  const when =
+    task.state === 'running' || task.state === 'paused'
+      ? 'its next attempt (a retry or a revise round) will get it'
+      : 'its next attempt will get it';
+  process.stdout.write(`guidance recorded for task ${task.id} (${task.key}, ${task.state}); ${when}\n`);
 }

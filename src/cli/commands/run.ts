@@ -1,14 +1,17 @@
 /**
  * `smith run WORKFLOW.yaml`, `smith run --agent NAME "prompt"`, `smith demo` and `smith resume`:
- * the commands that own the engine of a home while they run.
+ * the commands that own the engine of a home while they run. With SMITH_URL set, `smith run` and
+ * `smith resume` hand the work to that server and follow it from here (see docs/remote-cli.md).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isSmithError, SmithError } from '../../core/errors.js';
+import { ConfigError, isSmithError, NonRetryableError, SmithError } from '../../core/errors.js';
 import { parseDuration } from '../../core/schema/index.js';
 import type { Workflow, WorkflowSpec } from '../../core/types.js';
+import type { TaskView } from '../../core/views.js';
 import { buildDemoWorkflow, findDemoRepo } from '../../demo/index.js';
 import { workflowRecords, type Engine } from '../../engine/engine.js';
 import { openHomeStore, ownerIsAlive } from '../../engine/home.js';
@@ -28,6 +31,14 @@ import {
   useColor,
 } from '../output.js';
 import { ProgressView } from '../progress.js';
+import {
+  listTasks,
+  POLL_INTERVAL_MS,
+  remoteClient,
+  type ListedTaskView,
+  type RemoteClient,
+  type WorkflowView,
+} from '../remote.js';
 
 /** The JSON summary `smith run --json` and `smith resume --json` end with. */
 export interface RunSummary {
@@ -215,6 +226,8 @@ export async function runCommand(
   prompt: string | undefined,
   o: RunOptions,
 ): Promise<number> {
+  const api = remoteClient();
+  if (api) return runRemote(ctx, api, target, prompt, o);
   let spec: WorkflowSpec;
   if (o.agent || o.capabilities) {
     const text = prompt ?? target;
@@ -398,6 +411,8 @@ async function runViaOwner(ctx: Context, spec: WorkflowSpec, concurrency?: numbe
 
 /** `smith resume`: finish every unfinished workflow of this home. */
 export async function resumeCommand(ctx: Context): Promise<number> {
+  const api = remoteClient();
+  if (api) return resumeRemote(ctx, api);
   const s = await openSession(ctx, mergedAgents(ctx.config));
   const summaries: RunSummary[] = [];
   try {
@@ -444,6 +459,258 @@ export async function resumeCommand(ctx: Context): Promise<number> {
     s,
     summaries.map((x) => x.workflow.state),
   );
+}
+
+/** A workflow with its task counts and tasks, as `GET /api/v1/workflows/:id` answers. */
+interface WorkflowDetail {
+  workflow: WorkflowView;
+  counts: Record<string, number>;
+  tasks: TaskView[];
+}
+
+/** Read a workflow file to send it, failing as loading it embedded fails when it cannot be read. */
+async function readWorkflowFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new NonRetryableError(
+        'WORKFLOW_NOT_FOUND',
+        `workflow file ${file} not found (looked at ${file}); check the path`,
+        { cause: err, context: { file } },
+      );
+    }
+    if (code === 'EISDIR') {
+      throw new ConfigError(`workflow file ${file} is a directory (${file}); give the path of a YAML file`, {
+        cause: err,
+        context: { file },
+      });
+    }
+    throw new ConfigError(`cannot read workflow file ${file} (${file}): ${(err as Error).message}`, {
+      cause: err,
+      context: { file },
+    });
+  }
+}
+
+/**
+ * `smith run` with SMITH_URL set: submit the workflow file (its YAML, and its directory for the
+ * paths in it) or the one task to the server, then follow it to its end and print the same
+ * summary as embedded.
+ */
+async function runRemote(
+  ctx: Context,
+  api: RemoteClient,
+  target: string | undefined,
+  prompt: string | undefined,
+  o: RunOptions,
+): Promise<number> {
+  if (o.concurrency !== undefined) {
+    throw new SmithError(
+      'INVALID_ARGUMENT',
+      `--concurrency limits an engine this command owns; with SMITH_URL set (${api.url}) the server's engine runs the work and its smith.yaml sets its limits: leave out --concurrency`,
+    );
+  }
+  let workflowId: string;
+  if (o.agent || o.capabilities) {
+    const text = prompt ?? target;
+    if (!text)
+      throw new SmithError(
+        'INVALID_ARGUMENT',
+        'smith run --agent NAME needs a prompt: smith run --agent NAME "prompt"',
+      );
+    if (o.timeout !== undefined) parseDuration(o.timeout, '--timeout');
+    const capabilities = o.capabilities
+      ?.split(',')
+      .map((c) => c.trim())
+      .filter(Boolean);
+    const { agents } = await api.get<{ agents: { name: string; capabilities: string[] }[] }>(
+      '/api/v1/agents',
+    );
+    const known = agents.map((a) => a.name);
+    if (o.agent && !known.includes(o.agent)) {
+      throw new SmithError(
+        'AGENT_NOT_FOUND',
+        `no agent named "${o.agent}" on the server at ${api.url}; known agents: ${known.join(', ') || 'none — define agents in the smith.yaml of the server'}`,
+      );
+    }
+    if (!o.agent && !agents.some((a) => (capabilities ?? []).every((c) => a.capabilities.includes(c)))) {
+      throw new SmithError(
+        'NO_CAPABLE_AGENT',
+        `no agent has the capabilities [${o.capabilities}]; agents: ${known.join(', ') || 'none'}`,
+      );
+    }
+    const task = await api.post<TaskView>('/api/v1/tasks', {
+      ...(o.agent ? { agent: o.agent } : {}),
+      ...(capabilities ? { capabilities } : {}),
+      prompt: text,
+      key: o.agent ?? 'task',
+      ...(o.priority !== undefined ? { priority: Number(o.priority) } : {}),
+      ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
+      ...(o.retries !== undefined ? { retries: Number(o.retries) } : {}),
+      // the task runs where the command was typed, as embedded (a path on the server's machine)
+      workdir: ctx.cwd,
+    });
+    if (task.workflow_id === null)
+      throw new SmithError(
+        'STORE_FAILED',
+        `the server made task ${task.id} outside a workflow; cannot follow it`,
+      );
+    workflowId = task.workflow_id;
+  } else {
+    if (!target)
+      throw new SmithError(
+        'INVALID_ARGUMENT',
+        'smith run needs a workflow file (smith run WORKFLOW.yaml) or --agent NAME "prompt"',
+      );
+    const file = resolve(ctx.cwd, target);
+    const yaml = await readWorkflowFile(file);
+    const dir = dirname(file);
+    try {
+      const made = await api.post<{ workflow: WorkflowView }>('/api/v1/workflows', { yaml, dir });
+      workflowId = made.workflow.id;
+    } catch (err) {
+      // the server names the posted text after its directory: say the file's own name, as embedded
+      const posted = join(dir, 'request.yaml');
+      if (isSmithError(err) && err.message.includes(posted)) {
+        throw new SmithError(err.code, err.message.split(posted).join(file), {
+          cause: err,
+          context: err.context,
+        });
+      }
+      throw err;
+    }
+  }
+  return followRemote(ctx, api, [workflowId], 'the workflow goes on');
+}
+
+/**
+ * `smith resume` with SMITH_URL set. The server resumes every unfinished workflow of its home by
+ * itself when it starts; this follows the ones still running to their ends and prints their
+ * summaries, as `smith resume` does embedded.
+ */
+async function resumeRemote(ctx: Context, api: RemoteClient): Promise<number> {
+  const { workflows } = await api.get<{ workflows: WorkflowView[] }>('/api/v1/workflows', {
+    state: 'running',
+  });
+  if (workflows.length === 0) {
+    if (ctx.json) process.stdout.write(JSON.stringify({ workflow: null, tasks: [] }) + '\n');
+    else
+      process.stderr.write(
+        `smith: nothing to resume: every workflow of the server at ${api.url} has ended\n`,
+      );
+    return EXIT.ok;
+  }
+  process.stderr.write(
+    `smith: the server at ${api.url} resumes unfinished work by itself; ${workflows.length} workflow(s) run there: ${workflows.map((w) => `${w.name} (${w.id})`).join(', ')}\n`,
+  );
+  return followRemote(
+    ctx,
+    api,
+    workflows.map((w) => w.id),
+    workflows.length === 1 ? 'the workflow goes on' : 'the workflows go on',
+  );
+}
+
+/**
+ * Follow workflows on a server until every one has ended, printing their tasks' state changes on
+ * stderr; then print their summaries. Ctrl-C stops following, never the workflows.
+ * @returns 0 when every workflow completed, 1 when one did not, 130 when interrupted
+ */
+async function followRemote(ctx: Context, api: RemoteClient, ids: string[], goesOn: string): Promise<number> {
+  const lines = !ctx.json || Boolean(process.stderr.isTTY);
+  if (lines) {
+    process.stderr.write(
+      `smith: following ${ids.length === 1 ? `workflow ${ids[0]}` : `${ids.length} workflows`} on the server at ${api.url}: Ctrl-C stops following, not the work\n`,
+    );
+  }
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const seen = new Map<string, string>();
+  const ended = new Map<string, WorkflowView>();
+  let saidPaused = false;
+  try {
+    while (ended.size < ids.length && !interrupted) {
+      const counts = { paused: 0, moving: 0 };
+      for (const id of ids) {
+        if (ended.has(id)) continue;
+        const d = await api.get<WorkflowDetail>(`/api/v1/workflows/${encodeURIComponent(id)}`);
+        for (const t of d.tasks) {
+          if (seen.get(t.id) === t.state) continue;
+          seen.set(t.id, t.state);
+          if (lines) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${t.key} ${t.state}\n`);
+          // strict mode: say which task waits for a person, and how to approve or reject it
+          if (t.state === 'awaiting_approval') {
+            const why = t.reason ? ` (${t.reason})` : '';
+            process.stderr.write(
+              `smith: task ${t.key} (${t.id}) awaits approval${why}: smith approve ${t.id}, or smith reject ${t.id} --reason "…"\n`,
+            );
+          }
+        }
+        if (d.workflow.state !== 'running') ended.set(id, d.workflow);
+        counts.paused += d.counts.paused ?? 0;
+        counts.moving += (d.counts.running ?? 0) + (d.counts.queued ?? 0) + (d.counts.judging ?? 0);
+      }
+      // say so (once) when nothing can move because every unfinished task is paused
+      const stuck = counts.paused > 0 && counts.moving === 0 && ended.size < ids.length;
+      if (stuck && !saidPaused) {
+        process.stderr.write(
+          `smith: waiting for ${counts.paused} paused task(s); continue them with "smith resume-task ID" or end them with "smith cancel ID" (list: smith tasks --state paused)\n`,
+        );
+      }
+      saidPaused = stuck;
+      if (ended.size < ids.length && !interrupted) {
+        // one request per workflow each round: the round stretches with the number of workflows
+        await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS * (ids.length - ended.size)));
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (interrupted) {
+    const open = ids.filter((id) => !ended.has(id));
+    process.stderr.write(
+      `\nsmith: stopped following; ${goesOn} on the server (${open.map((id) => `smith tasks --workflow ${id}`).join('; ')})\n`,
+    );
+    return EXIT.interrupted;
+  }
+  const states: string[] = [];
+  for (const id of ids) {
+    const w = ended.get(id)!;
+    const summary = remoteSummary(w, await listTasks(api, { workflow: id }, { output: true }));
+    states.push(summary.workflow.state);
+    if (ctx.json) process.stdout.write(JSON.stringify(summary) + '\n');
+    else printSummary(summary);
+  }
+  return states.every((st) => st === 'completed') ? EXIT.ok : EXIT.failed;
+}
+
+/** The summary of a workflow from the server's views of it and its tasks (newest first). */
+function remoteSummary(w: WorkflowView, newestFirst: ListedTaskView[]): RunSummary {
+  return {
+    workflow: { id: w.id, name: w.name, state: w.state },
+    tasks: [...newestFirst].reverse().map((t) => ({
+      id: t.id,
+      key: t.key,
+      state: t.state,
+      attempts: t.attempts,
+      exit_code: t.exit_code,
+      output: t.output ?? null,
+      // the view names the agent asked for until one is assigned, which happens with the first attempt
+      agent: t.attempts > 0 ? t.agent : null,
+      reason: t.reason,
+      duration_ms: t.duration_ms,
+      cost_usd: t.cost_usd,
+      tokens: t.tokens,
+      session_id: t.session_id,
+    })),
+  };
 }
 
 /** The folder of this package (where package.json is). */

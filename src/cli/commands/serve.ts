@@ -1,6 +1,7 @@
 /**
  * `smith serve`: own the home's engine and serve it over HTTP (REST v1, SSE, WebSocket chat).
- * `smith keys create|list|revoke`: the API keys of the home.
+ * `smith keys create|list|revoke`: the API keys of the home, or with SMITH_URL set of that server
+ * (`/api/v1/keys`, an admin key).
  */
 import { createRequire } from 'node:module';
 import { SmithError } from '../../core/errors.js';
@@ -13,6 +14,7 @@ import { createLogger } from '../../observability/logging.js';
 import { buildServer } from '../../api/server.js';
 import { EXIT, type Context } from '../context.js';
 import { table } from '../output.js';
+import { remoteClient } from '../remote.js';
 
 /** Options of `smith serve`. */
 export interface ServeOptions {
@@ -104,6 +106,16 @@ export async function keysCreateCommand(
   if (!ROLES.includes(o.role as Role))
     throw new SmithError('INVALID_ARGUMENT', `--role ${o.role} is unknown; use one of ${ROLES.join(', ')}`);
   const expiresAt = o.expires !== undefined ? Date.now() + parseDuration(o.expires, '--expires') : null;
+  const api = remoteClient();
+  if (api) {
+    const made = await api.post<KeyJson & { token: string }>('/api/v1/keys', {
+      role: o.role,
+      ...(o.name !== undefined ? { name: o.name } : {}),
+      ...(o.expires !== undefined ? { expires_in: o.expires } : {}),
+    });
+    printMadeKey(ctx, made);
+    return EXIT.ok;
+  }
   const pepper = loadPepper(ctx.home);
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
@@ -113,64 +125,105 @@ export async function keysCreateCommand(
       expiresAt,
       createdBy: actor(),
     });
-    if (ctx.json) {
-      process.stdout.write(
-        JSON.stringify({
-          id: made.record.id,
-          role: made.record.role,
-          name: made.record.name,
-          token: made.token,
-        }) + '\n',
-      );
-    } else {
-      process.stderr.write(`API key ${made.record.id} (${made.record.role}) made; it is shown this once:\n`);
-      process.stdout.write(`${made.token}\n`);
-    }
+    printMadeKey(ctx, { ...made.record, token: made.token });
     return EXIT.ok;
   } finally {
     await store.close();
   }
 }
 
+/** Say a key was made and show its token (this once). */
+function printMadeKey(ctx: Context, made: { id: string; role: string; name: string; token: string }): void {
+  if (ctx.json) {
+    process.stdout.write(
+      JSON.stringify({ id: made.id, role: made.role, name: made.name, token: made.token }) + '\n',
+    );
+  } else {
+    process.stderr.write(`API key ${made.id} (${made.role}) made; it is shown this once:\n`);
+    process.stdout.write(`${made.token}\n`);
+  }
+}
+
+/** A key as `smith keys list --json` prints it and (without `status`) the API answers it. */
+interface KeyJson {
+  id: string;
+  role: Role;
+  name: string;
+  status?: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+/** A key's status at `now`: revoked, expired or active. */
+function keyStatus(k: { revoked_at: string | null; expires_at: string | null }, now: number): string {
+  return k.revoked_at !== null
+    ? 'revoked'
+    : k.expires_at !== null && Date.parse(k.expires_at) <= now
+      ? 'expired'
+      : 'active';
+}
+
+/** Print keys: a JSON array with --json, else a table. */
+function printKeys(ctx: Context, keys: KeyJson[]): void {
+  if (ctx.json) {
+    process.stdout.write(JSON.stringify(keys) + '\n');
+    return;
+  }
+  const rows = [['ID', 'ROLE', 'STATUS', 'NAME', 'CREATED', 'EXPIRES']];
+  for (const k of keys)
+    rows.push([
+      k.id,
+      k.role,
+      k.status ?? '-',
+      k.name,
+      k.created_at.slice(0, 19),
+      k.expires_at === null ? '-' : k.expires_at.slice(0, 19),
+    ]);
+  process.stdout.write(
+    keys.length === 0
+      ? 'no API keys (smith serve makes an admin key on its first start)\n'
+      : table(rows) + '\n',
+  );
+}
+
 /** `smith keys list`. */
 export async function keysListCommand(ctx: Context): Promise<number> {
+  const now = Date.now();
+  const withStatus = (k: KeyJson): KeyJson => ({
+    id: k.id,
+    role: k.role,
+    name: k.name,
+    status: keyStatus(k, now),
+    created_by: k.created_by,
+    created_at: k.created_at,
+    expires_at: k.expires_at,
+    revoked_at: k.revoked_at,
+  });
+  const api = remoteClient();
+  if (api) {
+    const { keys } = await api.get<{ keys: KeyJson[] }>('/api/v1/keys');
+    printKeys(ctx, keys.map(withStatus));
+    return EXIT.ok;
+  }
   const store = await openHomeStore(ctx.home, { readonly: true });
   try {
     const keys = await store.listApiKeys();
-    const now = Date.now();
-    const status = (k: (typeof keys)[number]): string =>
-      k.revokedAt !== null ? 'revoked' : k.expiresAt !== null && k.expiresAt <= now ? 'expired' : 'active';
-    if (ctx.json) {
-      process.stdout.write(
-        JSON.stringify(
-          keys.map((k) => ({
-            id: k.id,
-            role: k.role,
-            name: k.name,
-            status: status(k),
-            created_by: k.createdBy,
-            created_at: new Date(k.createdAt).toISOString(),
-            expires_at: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
-            revoked_at: k.revokedAt === null ? null : new Date(k.revokedAt).toISOString(),
-          })),
-        ) + '\n',
-      );
-      return EXIT.ok;
-    }
-    const rows = [['ID', 'ROLE', 'STATUS', 'NAME', 'CREATED', 'EXPIRES']];
-    for (const k of keys)
-      rows.push([
-        k.id,
-        k.role,
-        status(k),
-        k.name,
-        new Date(k.createdAt).toISOString().slice(0, 19),
-        k.expiresAt === null ? '-' : new Date(k.expiresAt).toISOString().slice(0, 19),
-      ]);
-    process.stdout.write(
-      keys.length === 0
-        ? 'no API keys (smith serve makes an admin key on its first start)\n'
-        : table(rows) + '\n',
+    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+    printKeys(
+      ctx,
+      keys.map((k) =>
+        withStatus({
+          id: k.id,
+          role: k.role,
+          name: k.name,
+          created_by: k.createdBy,
+          created_at: new Date(k.createdAt).toISOString(),
+          expires_at: iso(k.expiresAt),
+          revoked_at: iso(k.revokedAt),
+        }),
+      ),
     );
     return EXIT.ok;
   } finally {
@@ -180,16 +233,28 @@ export async function keysListCommand(ctx: Context): Promise<number> {
 
 /** `smith keys revoke ID`. */
 export async function keysRevokeCommand(ctx: Context, id: string): Promise<number> {
+  const api = remoteClient();
+  if (api) {
+    // a whole token names its key by the id inside it; the secret never goes into a URL
+    const keyId = /^smk_([0-9a-f]{16})_/.exec(id)?.[1] ?? id;
+    const k = await api.post<KeyJson>(`/api/v1/keys/${encodeURIComponent(keyId)}/revoke`);
+    printRevokedKey(ctx, k);
+    return EXIT.ok;
+  }
   const store = await openHomeStore(ctx.home, { synchronous: ctx.config.store.synchronous });
   try {
-    const k = await revokeApiKey(store, id, actor());
-    if (ctx.json) process.stdout.write(JSON.stringify({ id: k.id, role: k.role, revoked: true }) + '\n');
-    else
-      process.stdout.write(
-        `API key ${k.id} (${k.role}) revoked; a running server refuses it within a second\n`,
-      );
+    printRevokedKey(ctx, await revokeApiKey(store, id, actor()));
     return EXIT.ok;
   } finally {
     await store.close();
   }
+}
+
+/** Say a key was revoked. */
+function printRevokedKey(ctx: Context, k: { id: string; role: string }): void {
+  if (ctx.json) process.stdout.write(JSON.stringify({ id: k.id, role: k.role, revoked: true }) + '\n');
+  else
+    process.stdout.write(
+      `API key ${k.id} (${k.role}) revoked; a running server refuses it within a second\n`,
+    );
 }

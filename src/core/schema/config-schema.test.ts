@@ -80,6 +80,103 @@ describe('budgets, prices and runtimes', () => {
   });
 });
 
+describe('SLOs, alerting and webhooks', () => {
+  it('reads SLOs with percentages or fractions, the alerting interval and webhooks with their defaults', () => {
+    const c = configSchema.parse({
+      slos: [
+        { name: 'success', objective: '99%', sli: 'success_rate', window: '1h' },
+        { name: 'latency', objective: 0.95, sli: 'latency', threshold: '30s', window: '30d', agent: 'sh' },
+        { name: 'four-nines', objective: '99.99%', sli: 'success_rate', window: '4w' },
+      ],
+      alerting: { evaluate_every: '200ms' },
+      webhooks: [
+        {
+          url: 'https://hooks.example.com/smith',
+          events: ['alert.fired', 'task.failed', 'alert.fired'],
+          secret_env: 'SMITH_WEBHOOK_SECRET',
+        },
+        { url: 'http://127.0.0.1:9/hook', timeout: '2s', max_attempts: 3 },
+      ],
+    });
+    expect(c.slos).toStrictEqual([
+      { name: 'success', objective: 0.99, sli: 'success_rate', windowMs: 3_600_000 },
+      {
+        name: 'latency',
+        objective: 0.95,
+        sli: 'latency',
+        thresholdMs: 30_000,
+        windowMs: 2_592_000_000,
+        agent: 'sh',
+      },
+      { name: 'four-nines', objective: 0.9999, sli: 'success_rate', windowMs: 2_419_200_000 },
+    ]);
+    expect(c.alerting).toStrictEqual({ evaluateEveryMs: 200 });
+    expect(c.webhooks).toStrictEqual([
+      {
+        url: 'https://hooks.example.com/smith',
+        events: ['alert.fired', 'task.failed'],
+        secretEnv: 'SMITH_WEBHOOK_SECRET',
+        timeoutMs: 10_000,
+        maxAttempts: 5,
+      },
+      {
+        url: 'http://127.0.0.1:9/hook',
+        events: [
+          'alert.fired',
+          'alert.acknowledged',
+          'alert.resolved',
+          'task.completed',
+          'task.failed',
+          'task.canceled',
+          'task.rejected',
+        ],
+        timeoutMs: 2000,
+        maxAttempts: 3,
+      },
+    ]);
+  });
+
+  it('names each bad SLO field with what it expects', () => {
+    const slo = { name: 'ok', objective: '99%', sli: 'success_rate', window: '1h' };
+    expect(issues({ slos: [{ ...slo, objective: '100%' }] })).toEqual([
+      {
+        path: 'slos.0.objective',
+        message: expect.stringMatching(/^expected an objective above 0 and below 100%/),
+      },
+    ]);
+    expect(issues({ slos: [{ ...slo, objective: 99 }] })[0]?.message).toMatch(/"99%".*0\.99/);
+    expect(issues({ slos: [{ ...slo, window: '1y' }] })).toEqual([
+      { path: 'slos.0.window', message: expect.stringMatching(/^expected an SLO window such as "30d"/) },
+    ]);
+    expect(issues({ slos: [{ ...slo, window: '400d' }] })[0]?.path).toBe('slos.0.window');
+    expect(issues({ slos: [{ ...slo, sli: 'latency' }] })).toEqual([
+      { path: 'slos.0.threshold', message: expect.stringMatching(/^required for sli "latency"/) },
+    ]);
+    expect(issues({ slos: [{ ...slo, threshold: '1s' }] })[0]?.message).toMatch(/only for sli "latency"/);
+    expect(issues({ slos: [{ ...slo, sli: 'errors' }] })[0]?.message).toMatch(/success_rate .* or latency/);
+    expect(issues({ slos: [slo, slo] })).toEqual([
+      { path: 'slos.1.name', message: 'expected a name no other SLO has; "ok" is used twice' },
+    ]);
+    expect(issues({ slos: [{ ...slo, windw: '1h' }] })[0]?.message).toMatch(
+      /unknown field "windw" in an SLO; did you mean "window"\?/,
+    );
+    expect(issues({ alerting: { evaluate_every: 0 } })[0]?.path).toBe('alerting.evaluate_every');
+    expect(issues({ webhooks: [{ url: 'ftp://x.example/' }] })[0]).toEqual({
+      path: 'webhooks.0.url',
+      message: 'expected an http or https URL, such as https://hooks.example.com/smith',
+    });
+    expect(issues({ webhooks: [{ url: 'https://x.example/', events: ['alert.fire'] }] })[0]?.message).toMatch(
+      /^expected an event name: alert\.fired, /,
+    );
+    expect(issues({ webhooks: [{ url: 'https://x.example/', events: [] }] })[0]?.message).toMatch(
+      /at least one event/,
+    );
+    expect(issues({ webhooks: [{ url: 'https://x.example/', secret_env: 'not a name' }] })[0]?.path).toBe(
+      'webhooks.0.secret_env',
+    );
+  });
+});
+
 describe('configSchema', () => {
   it('gives the defaults for an empty file', () => {
     const expected = {
@@ -100,6 +197,9 @@ describe('configSchema', () => {
         bodyLimit: 1_048_576,
         corsOrigins: [],
       },
+      slos: [],
+      alerting: { evaluateEveryMs: 15_000 },
+      webhooks: [],
     };
     expect(configSchema.parse(null)).toStrictEqual(expected);
     expect(configSchema.parse(undefined)).toStrictEqual(expected);
@@ -180,6 +280,9 @@ describe('configSchema', () => {
         bodyLimit: 1_048_576,
         corsOrigins: [],
       },
+      slos: [],
+      alerting: { evaluateEveryMs: 15_000 },
+      webhooks: [],
     });
   });
 

@@ -73,6 +73,12 @@ export interface SmithConfig {
   };
   /** `smith serve`: where it listens and the limits of its API. */
   server: ServerConfig;
+  /** Service level objectives over the tasks this home runs (see docs/slos-and-alerts.md). Default `[]`. */
+  slos: SloConfig[];
+  /** How often `smith serve` evaluates the SLOs' burn-rate alerts. */
+  alerting: AlertingConfig;
+  /** Where `smith serve` posts alert and task events. Default `[]`. */
+  webhooks: WebhookConfig[];
 }
 
 /** The `server:` section of `smith.yaml` (every field optional). */
@@ -93,6 +99,80 @@ export interface ServerConfig {
 
 /** Default port of `smith serve`. */
 export const DEFAULT_SERVER_PORT = 7700;
+
+/**
+ * What an SLI counts as good: `success_rate` (tasks that ended `completed` among those that ended
+ * `completed`, `failed` or `rejected`; `canceled` counts neither way) or `latency` (tasks that ran
+ * at most `threshold`, start to end, among those that ended so and had started).
+ */
+export type SliKind = 'success_rate' | 'latency';
+
+/** Every {@link SliKind}. */
+export const SLI_KINDS: readonly SliKind[] = ['success_rate', 'latency'];
+
+/** One entry of `slos:` in `smith.yaml` (see docs/slos-and-alerts.md). */
+export interface SloConfig {
+  /** Unique among the SLOs; alerts name it. */
+  name: string;
+  /** Target fraction of good events, above 0 and below 1 (`99%` is 0.99); the error budget is `1 - objective`. */
+  objective: number;
+  sli: SliKind;
+  /** `latency` only: the longest duration in ms that counts as good. */
+  thresholdMs?: number;
+  /** The SLO period in ms: the error budget's window; the alert windows scale from it. */
+  windowMs: number;
+  /** Only tasks of this agent (the one asked for or the one that ran them). */
+  agent?: string;
+}
+
+/** The `alerting:` section of `smith.yaml`. */
+export interface AlertingConfig {
+  /** How often the burn-rate alerts are evaluated, in ms. Default 15000 (15 s). */
+  evaluateEveryMs: number;
+}
+
+/** Default `alerting.evaluate_every` in ms. */
+export const DEFAULT_EVALUATE_EVERY_MS = 15_000;
+
+/** Events a webhook can subscribe to. */
+export type WebhookEvent =
+  | 'alert.fired'
+  | 'alert.acknowledged'
+  | 'alert.resolved'
+  | 'task.completed'
+  | 'task.failed'
+  | 'task.canceled'
+  | 'task.rejected';
+
+/** Every {@link WebhookEvent}. */
+export const WEBHOOK_EVENTS: readonly WebhookEvent[] = [
+  'alert.fired',
+  'alert.acknowledged',
+  'alert.resolved',
+  'task.completed',
+  'task.failed',
+  'task.canceled',
+  'task.rejected',
+];
+
+/** One entry of `webhooks:` in `smith.yaml`. */
+export interface WebhookConfig {
+  /** Where events are POSTed (http or https). */
+  url: string;
+  /** The events sent there. Default: every {@link WebhookEvent}. */
+  events: WebhookEvent[];
+  /** The environment variable holding the HMAC-SHA256 signing key; unsigned when absent. */
+  secretEnv?: string;
+  /** Time one try may take, in ms. Default 10000. */
+  timeoutMs: number;
+  /** Tries of one delivery before it is given up (and logged). Default 5. */
+  maxAttempts: number;
+}
+
+/** Default `timeout` of a webhook in ms. */
+export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
+/** Default `max_attempts` of a webhook. */
+export const DEFAULT_WEBHOOK_MAX_ATTEMPTS = 5;
 
 /** An agent as its schema outputs it: everything but `name`, which comes from its key. */
 export type AgentFields = Omit<AgentSpec, 'name'>;
@@ -578,10 +658,175 @@ const storeSchema = strictFields(
   'the store section',
 );
 
+// ---------------------------------------------------------------------------------------------
+// SLOs, alerting, webhooks
+
+/** Milliseconds per unit of an SLO window (a week is 7 days). */
+const PERIOD_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/** Shortest SLO window in ms (1 s). */
+export const MIN_SLO_WINDOW_MS = 1000;
+/** Longest SLO window in ms (366 days). */
+export const MAX_SLO_WINDOW_MS = 366 * 86_400_000;
+
+const PERIOD_EXPECTED =
+  'expected an SLO window such as "30d", "7d", "1h" (units ms, s, m, h, d, w) from 1s to 366d';
+const PERIOD_PART = /(\d+(?:\.\d+)?|\.\d+)\s*([a-z]+)\s*/y;
+
+/**
+ * An SLO window: like a duration, but it may be longer than a timer can wait (`30d`, `4w`), from
+ * {@link MIN_SLO_WINDOW_MS} to {@link MAX_SLO_WINDOW_MS}. Outputs ms.
+ */
+const sloWindowSchema = z.union([z.string(), z.number()], { error: PERIOD_EXPECTED }).transform((v, ctx) => {
+  let ms = typeof v === 'number' ? v : NaN;
+  if (typeof v === 'string') {
+    const text = v.trim();
+    let total = 0;
+    let pos = 0;
+    while (text !== '' && pos < text.length) {
+      PERIOD_PART.lastIndex = pos;
+      const m = PERIOD_PART.exec(text);
+      const perUnit = m ? PERIOD_UNITS[m[2] ?? ''] : undefined;
+      if (!m || perUnit === undefined) {
+        total = NaN;
+        break;
+      }
+      total += Number(m[1]) * perUnit;
+      pos = PERIOD_PART.lastIndex;
+    }
+    ms = text === '' ? NaN : total;
+  }
+  if (!Number.isFinite(ms) || ms < MIN_SLO_WINDOW_MS || ms > MAX_SLO_WINDOW_MS) {
+    ctx.addIssue({ code: 'custom', message: PERIOD_EXPECTED, params: { showFound: true } });
+    return z.NEVER;
+  }
+  return Math.round(ms);
+});
+
+const OBJECTIVE_EXPECTED =
+  'expected an objective above 0 and below 100%, as a percentage such as "99%" or "99.9%" or a fraction such as 0.99';
+
+/** An SLO objective: `"99.9%"` or `0.999`. Outputs the fraction, in (0, 1). */
+const objectiveSchema = z
+  .union([z.number(), z.string()], { error: OBJECTIVE_EXPECTED })
+  .transform((v, ctx) => {
+    let f = NaN;
+    if (typeof v === 'number') f = v;
+    else {
+      const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*%\s*$/.exec(v);
+      // 12 decimals: 99.9 / 100 is 0.9990000000000001 in binary floating point
+      if (m) f = Number((Number(m[1]) / 100).toFixed(12));
+    }
+    if (!Number.isFinite(f) || f <= 0 || f >= 1) {
+      ctx.addIssue({ code: 'custom', message: OBJECTIVE_EXPECTED, params: { showFound: true } });
+      return z.NEVER;
+    }
+    return f;
+  });
+
+const sloSchema = strictFields(
+  {
+    name: nameSchema('an SLO'),
+    objective: objectiveSchema,
+    sli: z.enum(['success_rate', 'latency'], {
+      error:
+        'expected success_rate (completed / ended tasks) or latency (tasks that ran at most "threshold")',
+    }),
+    threshold: durationSchema(true).optional(),
+    window: sloWindowSchema,
+    agent: agentNameSchema.optional(),
+  },
+  'an SLO',
+)
+  .superRefine((s, ctx) => {
+    if (s.sli === 'latency' && s.threshold === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['threshold'],
+        message: 'required for sli "latency": expected the longest good duration, such as 30s',
+      });
+    if (s.sli !== 'latency' && s.threshold !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['threshold'],
+        message: `only for sli "latency": remove it, or set sli: latency (this SLO's sli is "${s.sli}")`,
+      });
+  })
+  .transform((s): SloConfig => {
+    const out: SloConfig = { name: s.name, objective: s.objective, sli: s.sli, windowMs: s.window };
+    if (s.threshold !== undefined) out.thresholdMs = s.threshold;
+    if (s.agent !== undefined) out.agent = s.agent;
+    return out;
+  });
+
+/** `slos:`: a list of SLOs with unique names. Outputs {@link SloConfig}s. */
+export const slosSchema = z
+  .array(sloSchema, {
+    error: 'expected a list of SLOs ({name, objective, sli, window}, and threshold for latency)',
+  })
+  .superRefine((slos, ctx) => {
+    const seen = new Set<string>();
+    slos.forEach((s, i) => {
+      if (seen.has(s.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'name'],
+          message: `expected a name no other SLO has; "${s.name}" is used twice`,
+        });
+      seen.add(s.name);
+    });
+  });
+
+const webhookSchema = strictFields(
+  {
+    url: z.url({
+      protocol: /^https?$/,
+      error: 'expected an http or https URL, such as https://hooks.example.com/smith',
+    }),
+    events: z
+      .array(
+        z.enum(WEBHOOK_EVENTS as [WebhookEvent, ...WebhookEvent[]], {
+          error: `expected an event name: ${WEBHOOK_EVENTS.join(', ')}`,
+        }),
+        { error: `expected a list of events such as [alert.fired, task.failed]` },
+      )
+      .min(1, {
+        error: `expected at least one event (${WEBHOOK_EVENTS.join(', ')}); leave "events" out for all`,
+      })
+      .optional(),
+    secret_env: z
+      .string({ error: 'expected the name of an environment variable, such as SMITH_WEBHOOK_SECRET' })
+      .regex(ENV_NAME_PATTERN, {
+        error: 'expected the name of an environment variable, such as SMITH_WEBHOOK_SECRET',
+      })
+      .optional(),
+    timeout: durationSchema(true).optional(),
+    max_attempts: intSchema('a whole number of tries from 1 to 100', 1, 100).optional(),
+  },
+  'a webhook',
+).transform((w): WebhookConfig => {
+  const out: WebhookConfig = {
+    url: w.url,
+    events: w.events ? [...new Set(w.events)] : [...WEBHOOK_EVENTS],
+    timeoutMs: w.timeout ?? DEFAULT_WEBHOOK_TIMEOUT_MS,
+    maxAttempts: w.max_attempts ?? DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+  };
+  if (w.secret_env !== undefined) out.secretEnv = w.secret_env;
+  return out;
+});
+
 /**
  * The whole of `smith.yaml`. Every section is optional and a section left empty counts as absent:
  * `agents` (map of agents), `defaults` (`timeout`, `retries` default 0, `priority` default 5),
- * `engine` (`concurrency` default 16), `store` (`synchronous` `FULL` default, or `NORMAL`).
+ * `engine` (`concurrency` default 16), `store` (`synchronous` `FULL` default, or `NORMAL`), `slos`
+ * (default none), `alerting` (`evaluate_every` default 15s), `webhooks` (default none).
  * `null` or `undefined` input (an empty file) gives the defaults. Outputs {@link SmithConfig}.
  */
 export const configSchema = z.preprocess(
@@ -654,6 +899,13 @@ export const configSchema = z.preprocess(
           'the server section',
         ),
       ),
+      slos: nullAsAbsent(slosSchema),
+      alerting: nullAsAbsent(
+        strictFields({ evaluate_every: durationSchema(true).optional() }, 'the alerting section'),
+      ),
+      webhooks: nullAsAbsent(
+        z.array(webhookSchema, { error: 'expected a list of webhooks ({url, events, secret_env})' }),
+      ),
       runtimes: nullAsAbsent(
         z.record(
           z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: 'expected a runtime name such as "claude-code"' }),
@@ -699,6 +951,9 @@ export const configSchema = z.preprocess(
         bodyLimit: raw.server?.body_limit ?? 1024 * 1024,
         corsOrigins: raw.server?.cors_origins ?? [],
       },
+      slos: raw.slos ?? [],
+      alerting: { evaluateEveryMs: raw.alerting?.evaluate_every ?? DEFAULT_EVALUATE_EVERY_MS },
+      webhooks: raw.webhooks ?? [],
     };
     if (raw.budget !== undefined) config.budget = raw.budget;
     return config;

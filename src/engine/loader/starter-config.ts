@@ -59,4 +59,18 @@ store:
   # FULL (default): a recorded change survives power loss. NORMAL: it survives a crash of the
   # process only, and writes are faster.
   synchronous: FULL
+
+# smith serve: the HTTP API (docs/api.md). Keys: smith keys create --role viewer|operator|admin.
+# server:
+#   host: 127.0.0.1       # loopback only by default
+#   port: 7700
+#   rate_limit: 1000      # requests per key per rate_window
+#   rate_window: 1m
+
+# Service level objectives and their burn-rate alerts (docs/slos-and-alerts.md).
+# slos:
+#   - { name: success, sli: success_rate, objective: 99%, window: 1h }
+#   - { name: latency, sli: latency, threshold: 30s, objective: 95%, window: 1h }
+# webhooks:
+#   - { url: https://hooks.example.com/smith, secret_env: SMITH_WEBHOOK_SECRET }
 `;

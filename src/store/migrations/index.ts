@@ -8,6 +8,7 @@ import * as m0002 from './0002-task-trigger.js';
 import * as m0003 from './0003-spend.js';
 import * as m0004 from './0004-governance.js';
 import * as m0005 from './0005-server.js';
+import * as m0006 from './0006-task-end-index.js';
 
 /** Every migration by name; names sort in the order they run. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0003-spend': m0003,
   '0004-governance': m0004,
   '0005-server': m0005,
+  '0006-task-end-index': m0006,
 };

@@ -42,6 +42,8 @@ import type {
   CommitResult,
   Lease,
   Op,
+  OutcomeCounts,
+  OutcomeQuery,
   Request,
   RequestAction,
   SavedQueryRecord,
@@ -51,6 +53,8 @@ import type {
   StoreOptions,
   TaskFilter,
 } from '../store.js';
+import type { QueryOptions, QueryResult, SchemaTable } from '../store.js';
+import { describeSqliteSchema, ReadOnlyQueries } from './read-only-query.js';
 import { RowBuffer } from './row-buffer.js';
 import { sqliteValue, StatementCache, type Compilable } from './statement-cache.js';
 
@@ -1602,6 +1606,68 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map(rowToAlert));
   }
 
+  taskOutcomeCounts(query: OutcomeQuery): Promise<OutcomeCounts[]> {
+    if (query.since.length === 0) return Promise.resolve([]);
+    const from = Math.min(...query.since);
+    const threshold = query.thresholdMs ?? -1;
+    // one pass over the tasks that ended since the earliest window: a conditional sum per window
+    let q = this.kysely
+      .selectFrom('tasks')
+      .where('state', 'in', ['completed', 'failed', 'rejected'])
+      .where('ended_at', '>=', from);
+    if (query.agent !== undefined) {
+      const agent = query.agent;
+      q = q.where((eb) => eb.or([eb('agent', '=', agent), eb('assigned_agent', '=', agent)]));
+    }
+    const sums = query.since.flatMap((since, i) => [
+      sql<number>`sum(case when ended_at >= ${since} then 1 else 0 end)`.as(`e${i}`),
+      sql<number>`sum(case when ended_at >= ${since} and state = 'completed' then 1 else 0 end)`.as(`c${i}`),
+      sql<number>`sum(case when ended_at >= ${since} and started_at is not null then 1 else 0 end)`.as(
+        `t${i}`,
+      ),
+      sql<number>`sum(case when ended_at >= ${since} and started_at is not null and ended_at - started_at <= ${threshold} then 1 else 0 end)`.as(
+        `f${i}`,
+      ),
+    ]);
+    const r = this.rows(q.select(sums))[0] ?? {};
+    return Promise.resolve(
+      query.since.map((_, i) => ({
+        ended: Number(r[`e${i}`] ?? 0),
+        completed: Number(r[`c${i}`] ?? 0),
+        timed: Number(r[`t${i}`] ?? 0),
+        fast: Number(r[`f${i}`] ?? 0),
+      })),
+    );
+  }
+
+  countTasksByState(): Promise<Partial<Record<TaskState, number>>> {
+    const rows = this.all('countTasksByState', [], () =>
+      this.kysely
+        .selectFrom('tasks')
+        .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('state'),
+    );
+    const out: Partial<Record<TaskState, number>> = {};
+    for (const r of rows) out[r.state as TaskState] = Number(r.n);
+    return Promise.resolve(out);
+  }
+
+  /** The query processes of {@link readOnlyQuery}; started on first use, stopped by {@link close}. */
+  private readOnlyQueries: ReadOnlyQueries | undefined;
+
+  readOnlyQuery(sql: string, opts: QueryOptions): Promise<QueryResult> {
+    if (this.closed || this.closing)
+      return Promise.reject(new SmithError('SHUTTING_DOWN', `the store ${this.location} is closed`));
+    this.readOnlyQueries ??= new ReadOnlyQueries(this.location);
+    return this.readOnlyQueries.run(sql, opts);
+  }
+
+  describeSchema(): Promise<SchemaTable[]> {
+    if (this.closed)
+      return Promise.reject(new SmithError('SHUTTING_DOWN', `the store ${this.location} is closed`));
+    return Promise.resolve(describeSqliteSchema(this.db));
+  }
+
   // ------------------------------------------------------------------ lease
 
   private leaseRow(): Row | undefined {
@@ -1708,6 +1774,7 @@ export class SqliteStore implements Store {
     this.closing = (async () => {
       await this.flush();
       this.closed = true;
+      await this.readOnlyQueries?.close();
       this.stmts.clear();
       this.adhocStmts.clear();
       this.db.close();
