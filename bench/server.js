@@ -5,7 +5,9 @@
  *
  * - api_get_task: authenticated GET /api/v1/tasks/:id, requests/s and latency p50/p99 (ms)
  * - api_post_task: POST /api/v1/tasks (each answer comes after the task is committed with
- *   synchronous=FULL), requests/s and latency p50/p99 (ms)
+ *   synchronous=FULL), requests/s and latency p50/p99 (ms); the agent runs one task at a time and
+ *   sleeps, so the tasks queue up and the figure is the API's and the commit's
+ * - api_health: GET /health (no key, no store), the ceiling of this machine and this client
  *
  * The server runs as its own process (the real `smith serve`); autocannon runs in this one.
  */
@@ -30,11 +32,13 @@ async function serve(dir) {
     join(dir, 'smith.yaml'),
     [
       'agents:',
+      // one attempt at a time, and it sleeps: the posted tasks queue up, so the figures are the
+      // API's and the durable commit's, not the cost of spawning thousands of processes
       '  sh:',
       '    runtime: process',
-      '    command: ["true"]',
+      '    command: ["sleep", "3600"]',
       '    capabilities: [shell]',
-      '    concurrency: 2',
+      '    concurrency: 1',
       'server:',
       '  rate_limit: 100000000',
       '',
@@ -100,6 +104,7 @@ try {
   const task = await made.json();
   // warm up (JIT, statement cache)
   await autocannon({ url: `${s.url}/api/v1/tasks/${task.id}`, headers, connections: 10, amount: 2000 });
+  await load('api_health', { url: `${s.url}/health` });
   await load('api_get_task', { url: `${s.url}/api/v1/tasks/${task.id}`, headers });
   await load('api_post_task', {
     url: `${s.url}/api/v1/tasks`,
