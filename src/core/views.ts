@@ -193,3 +193,35 @@ export function actionRefusal(action: TaskAction, t: Task): string | undefined {
       return t.governance ? undefined : `${name} is not judged by the council; nothing to override`;
   }
 }
+
+/** An API key as shown (`smith keys list --json`, `GET /api/v1/keys`): never its hash or secret. */
+export interface ApiKeyView {
+  id: string;
+  role: 'viewer' | 'operator' | 'admin';
+  name: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+/** An API key without its hash. */
+export function apiKeyView(k: {
+  id: string;
+  role: ApiKeyView['role'];
+  name: string;
+  createdBy: string;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+}): ApiKeyView {
+  return {
+    id: k.id,
+    role: k.role,
+    name: k.name,
+    created_by: k.createdBy,
+    created_at: new Date(k.createdAt).toISOString(),
+    expires_at: iso(k.expiresAt),
+    revoked_at: iso(k.revokedAt),
+  };
+}

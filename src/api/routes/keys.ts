@@ -6,7 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { parseDuration } from '../../core/schema/index.js';
 import { createApiKey, revokeApiKey } from '../../engine/api-keys.js';
-import type { ApiKeyRecord } from '../../store/store.js';
+import { apiKeyView } from '../../core/views.js';
 import { actorOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -21,23 +21,6 @@ const keyView = z.object({
   expires_at: z.string().nullable(),
   revoked_at: z.string().nullable(),
 });
-
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
-/** A key without its hash. */
-export function keyToView(k: ApiKeyRecord): z.infer<typeof keyView> {
-  return {
-    id: k.id,
-    role: k.role,
-    name: k.name,
-    created_by: k.createdBy,
-    created_at: new Date(k.createdAt).toISOString(),
-    expires_at: iso(k.expiresAt),
-    revoked_at: iso(k.revokedAt),
-  };
-}
 
 /** Register the key routes. */
 export function keyRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -76,7 +59,7 @@ export function keyRoutes(app: FastifyInstance, ctx: ApiContext): void {
         expiresAt,
         createdBy: actorOf(req),
       });
-      return reply.code(201).send({ ...keyToView(made.record), token: made.token });
+      return reply.code(201).send({ ...apiKeyView(made.record), token: made.token });
     },
   );
   r.get(
@@ -89,7 +72,7 @@ export function keyRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: z.object({ keys: z.array(keyView) }) },
       },
     },
-    async () => ({ keys: (await ctx.store.listApiKeys()).map(keyToView) }),
+    async () => ({ keys: (await ctx.store.listApiKeys()).map(apiKeyView) }),
   );
   r.post(
     '/api/v1/keys/:id/revoke',
@@ -105,7 +88,7 @@ export function keyRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const k = await revokeApiKey(ctx.store, req.params.id, actorOf(req));
       ctx.keys.forget(k.id);
-      return keyToView(k);
+      return apiKeyView(k);
     },
   );
 }

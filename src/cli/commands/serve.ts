@@ -13,6 +13,7 @@ import { closeSession, mergedAgents, openSession } from '../../engine/session.js
 import { createLogger } from '../../observability/logging.js';
 import { buildServer } from '../../api/server.js';
 import { EXIT, type Context } from '../context.js';
+import { apiKeyView } from '../../core/views.js';
 import { table } from '../output.js';
 import { remoteClient } from '../remote.js';
 
@@ -210,20 +211,9 @@ export async function keysListCommand(ctx: Context): Promise<number> {
   const store = await openHomeStore(ctx.home, { readonly: true });
   try {
     const keys = await store.listApiKeys();
-    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     printKeys(
       ctx,
-      keys.map((k) =>
-        withStatus({
-          id: k.id,
-          role: k.role,
-          name: k.name,
-          created_by: k.createdBy,
-          created_at: new Date(k.createdAt).toISOString(),
-          expires_at: iso(k.expiresAt),
-          revoked_at: iso(k.revokedAt),
-        }),
-      ),
+      keys.map((k) => withStatus(apiKeyView(k))),
     );
     return EXIT.ok;
   } finally {
