@@ -157,13 +157,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const t = await mustGet(ctx, req.params.id);
       const [attempts, events] = await Promise.all([ctx.store.getAttempts(t.id), ctx.store.getEvents(t.id)]);
-      const detail = taskDetailView(t, attempts, events);
-      return {
-        ...detail,
-        verdicts: detail.events
-          .filter((e) => e.type === 'verdict')
-          .map((e) => ({ ...(e.data as Record<string, unknown>), time: e.time })),
-      };
+      return taskDetailView(t, attempts, events);
     },
   );
 

@@ -303,9 +303,7 @@ export async function taskCommand(ctx: Context, id: string): Promise<number> {
   const api = remoteClient();
   if (api) {
     const found = await resolveTask(api, id);
-    const { verdicts: _verdicts, ...detail } = await api.get<TaskDetailView & { verdicts?: unknown }>(
-      `/api/v1/tasks/${encodeURIComponent(found.id)}`,
-    );
+    const detail = await api.get<TaskDetailView>(`/api/v1/tasks/${encodeURIComponent(found.id)}`);
     printTaskDetail(ctx, detail);
     return EXIT.ok;
   }
