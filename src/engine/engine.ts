@@ -964,7 +964,7 @@ export class Engine {
     };
     return withSpan('smith.attempt', attrs, async (span) => {
       await this.runAttemptInSpan(l, run);
-      span.setAttribute('smith.task.state', l.task.state);
+      if (span.isRecording()) span.setAttribute('smith.task.state', l.task.state);
     });
   }
 

@@ -10,6 +10,12 @@ import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetr
 export const TRACER_NAME = 'mistersmith';
 
 /**
+ * The tracer, got once: the API's global proxy tracer delegates to whatever provider is registered
+ * when a span starts, so one registered later is still used.
+ */
+const tracer = trace.getTracer(TRACER_NAME);
+
+/**
  * Run `fn` inside a span named `name` with `attributes`; the span ends when `fn` settles, with an
  * error status (and the exception recorded) when it throws.
  * @returns what `fn` returns
@@ -19,7 +25,7 @@ export async function withSpan<T>(
   attributes: Attributes,
   fn: (span: Span) => Promise<T>,
 ): Promise<T> {
-  const span = trace.getTracer(TRACER_NAME).startSpan(name, { attributes });
+  const span = tracer.startSpan(name, { attributes });
   try {
     return await fn(span);
   } catch (err) {
