@@ -3,7 +3,9 @@
  * Load on `smith serve` over loopback with autocannon (not a test: nothing here passes or fails).
  * Prints one JSON line per figure. Run: npm run build && node bench/server.js [--quick]
  *
- * - api_get_task: authenticated GET /api/v1/tasks/:id, requests/s and latency p50/p99 (ms)
+ * - api_get_task: authenticated GET /api/v1/tasks/:id of a completed task, requests/s and latency
+ *   p50/p99 (ms); api_get_task_running: the same for a running task (its detail is never cached,
+ *   since its duration grows with the clock)
  * - api_post_task: POST /api/v1/tasks (each answer comes after the task is committed with
  *   synchronous=FULL), requests/s and latency p50/p99 (ms); the agent runs one task at a time and
  *   sleeps, so the tasks queue up and the figure is the API's and the commit's
@@ -32,6 +34,9 @@ async function serve(dir) {
     join(dir, 'smith.yaml'),
     [
       'agents:',
+      '  done:',
+      '    runtime: process',
+      '    command: ["true"]',
       // one attempt at a time, and it sleeps: the posted tasks queue up, so the figures are the
       // API's and the durable commit's, not the cost of spawning thousands of processes
       '  sh:',
@@ -96,16 +101,26 @@ const dir = mkdtempSync(join(tmpdir(), 'smith-bench-serve-'));
 const s = await serve(dir);
 try {
   const headers = { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' };
-  const made = await fetch(`${s.url}/api/v1/tasks`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ agent: 'sh', prompt: 'x' }),
-  });
-  const task = await made.json();
+  const post = async (agent) =>
+    (
+      await fetch(`${s.url}/api/v1/tasks`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ agent, prompt: 'x' }),
+      })
+    ).json();
+  const done = await post('done');
+  const running = await post('sh');
+  for (;;) {
+    const t = await (await fetch(`${s.url}/api/v1/tasks/${done.id}`, { headers })).json();
+    if (t.state === 'completed') break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   // warm up (JIT, statement cache)
-  await autocannon({ url: `${s.url}/api/v1/tasks/${task.id}`, headers, connections: 10, amount: 2000 });
+  await autocannon({ url: `${s.url}/api/v1/tasks/${done.id}`, headers, connections: 10, amount: 2000 });
   await load('api_health', { url: `${s.url}/health` });
-  await load('api_get_task', { url: `${s.url}/api/v1/tasks/${task.id}`, headers });
+  await load('api_get_task', { url: `${s.url}/api/v1/tasks/${done.id}`, headers });
+  await load('api_get_task_running', { url: `${s.url}/api/v1/tasks/${running.id}`, headers });
   await load('api_post_task', {
     url: `${s.url}/api/v1/tasks`,
     method: 'POST',

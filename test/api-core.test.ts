@@ -452,3 +452,28 @@ describe('smith serve', () => {
     }
   });
 });
+
+describe('task detail freshness', () => {
+  it('shows every change of a task: state changes through the API and guidance written by another process', async () => {
+    const t = await body<TaskJson>(
+      await srv.fetch('/api/v1/tasks', { method: 'POST', json: { agent: 'sh', prompt: 'exit 4' } }),
+    );
+    await finished(t.id);
+    const read = async (): Promise<{ state: string; events: { type: string; data: { text?: string } }[] }> =>
+      body(await srv.fetch(`/api/v1/tasks/${t.id}`));
+    const first = await read();
+    expect(first.state).toBe('failed');
+    expect(await read()).toEqual(first);
+    // another process (the CLI) records guidance in the same home
+    const g = await box.run(['guide', t.id, 'try exit 0']);
+    expect(g.code, g.stderr).toBe(0);
+    const guided = await read();
+    expect(guided.events.find((e) => e.type === 'guidance')?.data.text).toBe('try exit 0');
+    // a change through the API shows at once
+    expect((await srv.fetch(`/api/v1/tasks/${t.id}/retry`, { method: 'POST' })).status).toBe(200);
+    const retried = await read();
+    expect(retried.state).not.toBe('failed');
+    await finished(t.id);
+    expect((await read()).state).toBe('failed');
+  });
+});

@@ -155,6 +155,38 @@ describe.each(selected)('Store conformance: %s', (name) => {
     await h.cleanup();
   });
 
+  describe('change stamps', () => {
+    it("changes a task's stamp on every write to its row, attempts or events, by this connection or another", async () => {
+      await store.commit([
+        { op: 'insertTask', task: task('t_1') },
+        { op: 'insertTask', task: task('t_2') },
+      ]);
+      const s0 = store.changeStamp('t_1');
+      const other = store.changeStamp('t_2');
+      expect(store.changeStamp('t_1')).toBe(s0);
+      // each kind of write to t_1 changes its stamp
+      const writes: Op[][] = [
+        [{ op: 'updateTask', id: 't_1', set: { priority: 3 } }],
+        [{ op: 'insertAttempt', attempt: attempt('a_1', 't_1'), owner: 'o_1' }],
+        [{ op: 'updateAttempt', id: 'a_1', set: { pid: 4242 } }],
+        [stateEvent('t_1', 'running')],
+      ];
+      let last = s0;
+      for (const w of writes) {
+        await store.commit(w);
+        const now = store.changeStamp('t_1');
+        expect(now, JSON.stringify(w)).not.toBe(last);
+        last = now;
+      }
+      // writes to t_1 leave t_2's stamp as it was
+      expect(store.changeStamp('t_2')).toBe(other);
+      // a write by another connection (another process) changes it too
+      const second = await h.reopen();
+      await second.commit([stateEvent('t_1', 'completed')]);
+      expect(store.changeStamp('t_1')).not.toBe(last);
+    });
+  });
+
   describe('tasks', () => {
     it('inserts and reads a task back field for field', async () => {
       const t = task('t_full', {

@@ -331,6 +331,12 @@ export interface Store {
   readOnlyQuery(sql: string, opts: QueryOptions): Promise<QueryResult>;
   /** Tables and views of the database with their columns, by name (the database explorer). */
   describeSchema(): Promise<SchemaTable[]>;
+  /**
+   * A value that changes whenever what a task's detail shows (its row, attempts, events) may have
+   * changed, written by this process or another; equal values mean nothing changed. For caches of
+   * task details; cheap (no read of the task). It may change when nothing did (never the reverse).
+   */
+  changeStamp(taskId: string): string;
   getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
   /** Every API key, oldest first. */
   listApiKeys(): Promise<ApiKeyRecord[]>;

@@ -2,7 +2,7 @@
  * `/api/v1/tasks`: list (filters, cursor pagination), detail (attempts, events, verdicts), create,
  * and the interventions cancel, pause, resume, retry, approve, reject, override, guide.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SmithError } from '../../core/errors.js';
@@ -78,9 +78,19 @@ async function mustGet(ctx: ApiContext, id: string): Promise<Task> {
   return t;
 }
 
+/** Task details kept serialized, at most this many (least recently stored dropped first). */
+const DETAIL_CACHE_ENTRIES = 1000;
+
+/** Send JSON already serialized (Fastify sends a string as it is, past the response schema). */
+function sendJson(reply: FastifyReply, body: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(body);
+}
+
 /** Register the task routes. */
 export function taskRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
+  // serialized details of tasks, valid while the store's change stamp of the task is the same
+  const details = new Map<string, { stamp: string; body: string }>();
 
   r.get(
     '/api/v1/tasks',
@@ -154,10 +164,22 @@ export function taskRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: taskDetailSchema, 404: errorBody },
       },
     },
-    async (req) => {
-      const t = await mustGet(ctx, req.params.id);
+    async (req, reply) => {
+      const id = req.params.id;
+      // the stamp is read before the task: a write in between only makes the next stamp differ
+      const stamp = ctx.store.changeStamp(id);
+      const hit = details.get(id);
+      if (hit !== undefined && hit.stamp === stamp) return sendJson(reply, hit.body);
+      const t = await mustGet(ctx, id);
       const [attempts, events] = await Promise.all([ctx.store.getAttempts(t.id), ctx.store.getEvents(t.id)]);
-      return taskDetailView(t, attempts, events);
+      const body = JSON.stringify(taskDetailView(t, attempts, events));
+      // a running task's duration grows with the clock: only details that do not are kept
+      if (t.startedAt === null || t.endedAt !== null) {
+        details.delete(id);
+        details.set(id, { stamp, body });
+        if (details.size > DETAIL_CACHE_ENTRIES) details.delete(details.keys().next().value!);
+      }
+      return sendJson(reply, body);
     },
   );
 

@@ -60,6 +60,9 @@ import { sqliteValue, StatementCache, type Compilable } from './statement-cache.
 
 type Row = Record<string, unknown>;
 
+/** Tasks (and attempts) whose last write {@link SqliteStore.changeStamp} remembers. */
+const STAMP_ENTRIES = 20_000;
+
 /** How long a write waits for another process's write lock before it fails STORE_LOCKED, in ms. */
 export const BUSY_TIMEOUT_MS = 5000;
 /** Kysely over tables named at run time (the shapes below); the SQL still comes from Kysely. */
@@ -568,6 +571,15 @@ export class SqliteStore implements Store {
   private readonly loose: Kysely<LooseSchema>;
   private readonly stmts: StatementCache;
   private readonly adhocStmts = new Map<string, Database.Statement>();
+  /** `PRAGMA data_version`: changes when another connection commits (see {@link changeStamp}). */
+  private readonly dataVersionStmt: Database.Statement;
+  /** Write counter of this connection; per task, the count at its last write (bounded). */
+  private writeCount = 0;
+  private readonly taskWrites = new Map<string, number>();
+  /** The task of each attempt this connection inserted (bounded), to stamp attempt updates. */
+  private readonly attemptTasks = new Map<string, string>();
+  /** Raised when a write cannot be tied to a task (or a task's count is forgotten): every stamp changes. */
+  private stampFloor = 0;
   /** UPDATE statements by (table, set-column mask), then by guard shape; filled from {@link stmts}. */
   private readonly updateStmts = new Map<number, Database.Statement[]>();
   private pending: PendingChange[] = [];
@@ -612,6 +624,7 @@ export class SqliteStore implements Store {
       .limit(1)
       .compile();
     this.headStmt = db.prepare(head.sql).bind(...head.parameters.map(sqliteValue));
+    this.dataVersionStmt = db.prepare('PRAGMA data_version').pluck();
   }
 
   // ------------------------------------------------------------------ statements by shape
@@ -630,6 +643,26 @@ export class SqliteStore implements Store {
 
   private get(key: string, params: unknown[], build: () => Compilable): Row | undefined {
     return this.stmt(key, params, build).get(params) as Row | undefined;
+  }
+
+  /** Note a write to a task (for {@link changeStamp}). */
+  private touch(taskId: string): void {
+    this.remember(this.taskWrites, taskId, ++this.writeCount);
+  }
+
+  /** Set a key in a map bounded to {@link STAMP_ENTRIES}; forgetting one raises the floor. */
+  private remember<V>(map: Map<string, V>, key: string, value: V): void {
+    map.delete(key);
+    map.set(key, value);
+    if (map.size > STAMP_ENTRIES) {
+      map.delete(map.keys().next().value!);
+      this.stampFloor = ++this.writeCount;
+    }
+  }
+
+  changeStamp(taskId: string): string {
+    const other = this.dataVersionStmt.get() as number;
+    return `${other}.${this.taskWrites.get(taskId) ?? 0}.${this.stampFloor}`;
   }
 
   /**
@@ -954,6 +987,7 @@ export class SqliteStore implements Store {
   ): boolean {
     switch (op.op) {
       case 'insertTask': {
+        this.touch(op.task.id);
         if (direct) {
           const p: unknown[] = [];
           pushTask(p, op.task);
@@ -965,6 +999,7 @@ export class SqliteStore implements Store {
         return true;
       }
       case 'updateTask': {
+        this.touch(op.id);
         const changes = this.update(
           TASK_FIELDS,
           op.id,
@@ -975,6 +1010,8 @@ export class SqliteStore implements Store {
         return changes > 0 || op.expect === undefined;
       }
       case 'insertAttempt': {
+        this.touch(op.attempt.taskId);
+        this.remember(this.attemptTasks, op.attempt.id, op.attempt.taskId);
         if (direct) {
           const p: unknown[] = [];
           pushAttempt(p, op.attempt, op.owner);
@@ -986,6 +1023,9 @@ export class SqliteStore implements Store {
         return true;
       }
       case 'updateAttempt': {
+        const of = this.attemptTasks.get(op.id);
+        if (of !== undefined) this.touch(of);
+        else this.stampFloor = ++this.writeCount;
         const changes = this.update(
           ATTEMPT_FIELDS,
           op.id,
@@ -1034,6 +1074,7 @@ export class SqliteStore implements Store {
         return changes > 0 || op.expect === undefined;
       }
       case 'event': {
+        this.touch(op.taskId);
         const p = this.eventRows.params;
         p.push(
           sqliteValue(op.taskId),
