@@ -14,71 +14,16 @@
  * The server runs as its own process (the real `smith serve`); autocannon runs in this one.
  */
 import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { serve } from './serve.js';
 
 const quick = process.argv.includes('--quick');
 const seconds = quick ? 3 : 10;
-const BIN = fileURLToPath(new URL('../bin/smith.js', import.meta.url));
 
 function emit(obj) {
   process.stdout.write(JSON.stringify({ ...obj, node: process.version }) + '\n');
-}
-
-/** Start `smith serve` on a fresh home; resolves with its URL, admin key and a stop function. */
-async function serve(dir) {
-  writeFileSync(
-    join(dir, 'smith.yaml'),
-    [
-      'agents:',
-      '  done:',
-      '    runtime: process',
-      '    command: ["true"]',
-      // one attempt at a time, and it sleeps: the posted tasks queue up, so the figures are the
-      // API's and the durable commit's, not the cost of spawning thousands of processes
-      '  sh:',
-      '    runtime: process',
-      '    command: ["sleep", "3600"]',
-      '    capabilities: [shell]',
-      '    concurrency: 1',
-      'server:',
-      '  rate_limit: 100000000',
-      '',
-    ].join('\n'),
-  );
-  const child = spawn(
-    process.execPath,
-    [BIN, '--home', join(dir, '.smith'), 'serve', '--port', '0', '--json'],
-    {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SMITH_LOG_LEVEL: 'warn' },
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('\n')) {
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`smith serve did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const url = JSON.parse(out.split('\n')[0]).url;
-  const token = /smk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(err)[0];
-  return {
-    url,
-    token,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once('close', resolve);
-        child.kill('SIGTERM');
-      }),
-  };
 }
 
 async function load(name, opts) {
@@ -98,7 +43,19 @@ async function load(name, opts) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'smith-bench-serve-'));
-const s = await serve(dir);
+const s = await serve(dir, [
+  'agents:',
+  '  done:',
+  '    runtime: process',
+  '    command: ["true"]',
+  // one attempt at a time, and it sleeps: the posted tasks queue up, so the figures are the
+  // API's and the durable commit's, not the cost of spawning thousands of processes
+  '  sh:',
+  '    runtime: process',
+  '    command: ["sleep", "3600"]',
+  '    capabilities: [shell]',
+  '    concurrency: 1',
+]);
 try {
   const headers = { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' };
   const post = async (agent) =>

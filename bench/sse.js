@@ -12,12 +12,13 @@
  * (default 2), since one process reading a thousand sockets becomes the bottleneck itself. The
  * lag includes the clients' own reading and parsing, on the same machine as the server.
  */
-import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serve } from './serve.js';
 
 const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const quick = process.argv.includes('--quick');
@@ -31,7 +32,6 @@ const SYNCHRONOUS = arg('synchronous') ?? 'FULL';
 /** Lags are counted in 1 ms buckets up to this many ms (the last bucket holds the rest). */
 const MAX_LAG_MS = 60_000;
 const SELF = fileURLToPath(import.meta.url);
-const BIN = fileURLToPath(new URL('../bin/smith.js', import.meta.url));
 
 function emit(obj) {
   process.stdout.write(JSON.stringify({ ...obj, node: process.version }) + '\n');
@@ -85,55 +85,6 @@ function promPct(text, name, p) {
   const rank = Math.ceil((p / 100) * total);
   const hit = buckets.find(([, n]) => n >= rank);
   return hit[0] === Infinity ? null : Math.round(hit[0] * 1000);
-}
-
-/** Start `smith serve` on a fresh home; resolves with its URL, admin key and a stop function. */
-async function serve(dir) {
-  writeFileSync(
-    join(dir, 'smith.yaml'),
-    [
-      'agents:',
-      '  sh:',
-      '    runtime: process',
-      '    command: ["sh", "-c", "{prompt}"]',
-      '    capabilities: [shell]',
-      '    concurrency: 4',
-      'store:',
-      `  synchronous: ${SYNCHRONOUS}`,
-      'server:',
-      '  rate_limit: 100000000',
-      '',
-    ].join('\n'),
-  );
-  const child = spawn(
-    process.execPath,
-    [BIN, '--home', join(dir, '.smith'), 'serve', '--port', '0', '--json'],
-    {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SMITH_LOG_LEVEL: 'warn' },
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('\n')) {
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`smith serve did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const url = JSON.parse(out.split('\n')[0]).url;
-  const token = /smk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(err)[0];
-  return {
-    url,
-    token,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
-    },
-  };
 }
 
 // ------------------------------------------------------------------------- client processes
@@ -232,7 +183,16 @@ async function clientProcess(url, token, n) {
 
 async function sseFanout() {
   const dir = mkdtempSync(join(tmpdir(), 'smith-bench-sse-'));
-  const server = await serve(dir);
+  const server = await serve(dir, [
+    'agents:',
+    '  sh:',
+    '    runtime: process',
+    '    command: ["sh", "-c", "{prompt}"]',
+    '    capabilities: [shell]',
+    '    concurrency: 4',
+    'store:',
+    `  synchronous: ${SYNCHRONOUS}`,
+  ]);
   const procs = [];
   try {
     const t0 = performance.now();

@@ -10,8 +10,6 @@ import type { Role } from '../../store/store.js';
 import { createApiKey, KeyVerifier, loadPepper, revokeApiKey, ROLES } from '../../engine/api-keys.js';
 import { openHomeStore } from '../../engine/home.js';
 import { closeSession, mergedAgents, openSession } from '../../engine/session.js';
-import { createLogger } from '../../observability/logging.js';
-import { buildServer } from '../../api/server.js';
 import { EXIT, type Context } from '../context.js';
 import { apiKeyView } from '../../core/views.js';
 import { table } from '../output.js';
@@ -38,6 +36,11 @@ export async function serveCommand(ctx: Context, o: ServeOptions): Promise<numbe
   const port = o.port !== undefined ? Number(o.port) : ctx.config.server.port;
   const pepper = loadPepper(ctx.home);
   const s = await openSession(ctx, mergedAgents(ctx.config));
+  // Fastify, its plugins and pino load here, not when any other command starts
+  const [{ buildServer }, { createLogger }] = await Promise.all([
+    import('../../api/server.js'),
+    import('../../observability/logging.js'),
+  ]);
   const logger = createLogger();
   let app: Awaited<ReturnType<typeof buildServer>> | undefined;
   try {

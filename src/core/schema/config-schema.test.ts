@@ -177,6 +177,26 @@ describe('SLOs, alerting and webhooks', () => {
   });
 });
 
+/** What the sections a file leaves out come to (both tests below leave them all out). */
+const UNSET_SECTIONS = {
+  prices: {},
+  runtimes: {},
+  mode: 'auto',
+  worktrees: {},
+  council: { judges: [] },
+  server: {
+    host: '127.0.0.1',
+    port: 7700,
+    rateLimit: 1000,
+    rateWindowMs: 60_000,
+    bodyLimit: 1_048_576,
+    corsOrigins: [],
+  },
+  slos: [],
+  alerting: { evaluateEveryMs: 15_000 },
+  webhooks: [],
+};
+
 describe('configSchema', () => {
   it('gives the defaults for an empty file', () => {
     const expected = {
@@ -184,22 +204,7 @@ describe('configSchema', () => {
       defaults: { retries: 0, priority: 5 },
       engine: { concurrency: 16 },
       store: { synchronous: 'FULL' },
-      prices: {},
-      runtimes: {},
-      mode: 'auto',
-      worktrees: {},
-      council: { judges: [] },
-      server: {
-        host: '127.0.0.1',
-        port: 7700,
-        rateLimit: 1000,
-        rateWindowMs: 60_000,
-        bodyLimit: 1_048_576,
-        corsOrigins: [],
-      },
-      slos: [],
-      alerting: { evaluateEveryMs: 15_000 },
-      webhooks: [],
+      ...UNSET_SECTIONS,
     };
     expect(configSchema.parse(null)).toStrictEqual(expected);
     expect(configSchema.parse(undefined)).toStrictEqual(expected);
@@ -267,22 +272,7 @@ describe('configSchema', () => {
       defaults: { timeoutMs: 1_800_000, retries: 2, priority: 3 },
       engine: { concurrency: 8 },
       store: { synchronous: 'NORMAL' },
-      prices: {},
-      runtimes: {},
-      mode: 'auto',
-      worktrees: {},
-      council: { judges: [] },
-      server: {
-        host: '127.0.0.1',
-        port: 7700,
-        rateLimit: 1000,
-        rateWindowMs: 60_000,
-        bodyLimit: 1_048_576,
-        corsOrigins: [],
-      },
-      slos: [],
-      alerting: { evaluateEveryMs: 15_000 },
-      webhooks: [],
+      ...UNSET_SECTIONS,
     });
   });
 
